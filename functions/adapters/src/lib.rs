@@ -1,0 +1,44 @@
+//! Adapters: the core's ports on S3, SQS and Postgres, the typed configuration
+//! and the shared wiring every function binary starts with.
+
+pub mod aws;
+pub mod config;
+pub mod postgres;
+pub mod s3;
+pub mod sqs;
+pub mod telemetry;
+
+pub use config::Config;
+
+use std::sync::Arc;
+
+use xlport_core::Datasets;
+
+/// Everything a function needs, built once per cold start.
+#[derive(Clone)]
+pub struct Deps {
+    pub config: Arc<Config>,
+    pub datasets: Arc<Datasets>,
+    pub db: postgres::PgStore,
+    pub s3: s3::S3Store,
+    pub sqs: sqs::SqsQueue,
+}
+
+impl Deps {
+    pub async fn from_config(config: Config) -> anyhow::Result<Self> {
+        let datasets = Datasets::load(config.datasets_file.as_deref())?;
+        let sdk = aws::sdk_config(&config).await;
+        let pool = postgres::connect(&config).await?;
+        Ok(Deps {
+            s3: s3::S3Store::new(aws::s3_client(&sdk, &config), config.bucket.clone()),
+            sqs: sqs::SqsQueue::new(aws::sqs_client(&sdk)),
+            db: postgres::PgStore::new(pool),
+            datasets: Arc::new(datasets),
+            config: Arc::new(config),
+        })
+    }
+
+    pub async fn from_env() -> anyhow::Result<Self> {
+        Self::from_config(Config::from_env()?).await
+    }
+}

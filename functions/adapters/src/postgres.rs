@@ -1,0 +1,323 @@
+//! The job store on Postgres (sqlx): API keys, jobs and their parts.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{FromRow, PgPool};
+use uuid::Uuid;
+use xlport_core::apikey;
+use xlport_core::job::{Job, JobKind, JobState};
+
+use crate::config::Config;
+
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("database error: {0}")]
+    Sqlx(#[from] sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("stored job is corrupt: {0}")]
+    Corrupt(String),
+    #[error(transparent)]
+    Random(#[from] apikey::RandomError),
+}
+
+pub async fn connect(config: &Config) -> Result<PgPool, DbError> {
+    let options = PgConnectOptions::from_str(&config.database_url)?.application_name("xlport");
+    let pool = PgPoolOptions::new()
+        .max_connections(config.db_max_connections)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect_lazy_with(options);
+    Ok(pool)
+}
+
+pub async fn migrate(pool: &PgPool) -> Result<(), DbError> {
+    MIGRATOR.run(pool).await?;
+    Ok(())
+}
+
+/// Identity of the caller, resolved from a bearer token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyId(pub Uuid);
+
+#[derive(Clone)]
+pub struct PgStore {
+    pub pool: PgPool,
+}
+
+#[derive(FromRow)]
+struct JobRow {
+    id: Uuid,
+    kind: String,
+    dataset: String,
+    state: String,
+    format: Option<String>,
+    options: serde_json::Value,
+    filename: Option<String>,
+    object_key: Option<String>,
+    declared_size: Option<i64>,
+    object_size: Option<i64>,
+    etag: Option<String>,
+    upload_id: Option<String>,
+    rows_done: i64,
+    bytes_done: i64,
+    parts_done: i32,
+    parts_total: Option<i32>,
+    counts: serde_json::Value,
+    warnings: serde_json::Value,
+    error: Option<String>,
+    result_key: Option<String>,
+    attempts: i32,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    started_at: Option<DateTime<Utc>>,
+    finished_at: Option<DateTime<Utc>>,
+}
+
+impl TryFrom<JobRow> for Job {
+    type Error = DbError;
+    fn try_from(r: JobRow) -> Result<Self, DbError> {
+        Ok(Job {
+            id: r.id,
+            kind: JobKind::from_str(&r.kind).map_err(|e| DbError::Corrupt(e.to_string()))?,
+            dataset: r.dataset,
+            state: JobState::from_str(&r.state).map_err(|e| DbError::Corrupt(e.to_string()))?,
+            format: r.format,
+            options: r.options,
+            filename: r.filename,
+            object_key: r.object_key,
+            declared_size: r.declared_size,
+            object_size: r.object_size,
+            etag: r.etag,
+            upload_id: r.upload_id,
+            rows_done: r.rows_done,
+            bytes_done: r.bytes_done,
+            parts_done: r.parts_done,
+            parts_total: r.parts_total,
+            counts: r.counts,
+            warnings: r.warnings,
+            error: r.error,
+            result_key: r.result_key,
+            attempts: r.attempts,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+            started_at: r.started_at,
+            finished_at: r.finished_at,
+        })
+    }
+}
+
+/// The job columns every query returns, as a literal so queries stay `&'static str`.
+macro_rules! job_columns {
+    () => {
+        "id, kind, dataset, state, format, options, filename, object_key, \
+         declared_size, object_size, etag, upload_id, rows_done, bytes_done, parts_done, \
+         parts_total, counts, warnings, error, result_key, attempts, created_at, updated_at, \
+         started_at, finished_at"
+    };
+}
+
+/// What a new job starts with.
+#[derive(Debug, Clone)]
+pub struct NewJob {
+    pub id: Uuid,
+    pub owner: KeyId,
+    pub kind: JobKind,
+    pub dataset: String,
+    pub state: JobState,
+    pub format: Option<String>,
+    pub options: serde_json::Value,
+    pub filename: Option<String>,
+    pub object_key: Option<String>,
+    pub declared_size: Option<i64>,
+    pub upload_id: Option<String>,
+}
+
+/// What happened when an uploaded object was matched to its job.
+#[derive(Debug, Clone)]
+pub enum UploadOutcome {
+    /// The job moved from awaiting_upload to queued.
+    Queued(Job),
+    /// The same object (etag) was already recorded: a redelivery.
+    AlreadyRecorded(Job),
+    /// No job is waiting for this key.
+    UnknownKey,
+}
+
+impl PgStore {
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+
+    pub async fn ping(&self) -> Result<(), DbError> {
+        sqlx::query("select 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Creates a key and returns its plaintext, which is never stored.
+    pub async fn create_api_key(&self, name: &str) -> Result<(KeyId, String), DbError> {
+        let key = apikey::generate()?;
+        let id = Uuid::new_v4();
+        sqlx::query(
+            "insert into api_keys (id, name, key_hash, key_prefix) values ($1, $2, $3, $4)",
+        )
+        .bind(id)
+        .bind(name)
+        .bind(&key.hash)
+        .bind(&key.display_prefix)
+        .execute(&self.pool)
+        .await?;
+        Ok((KeyId(id), key.plaintext))
+    }
+
+    /// Stores a key whose plaintext the caller chose (the local stack's fixed
+    /// development key). Idempotent.
+    pub async fn ensure_api_key(&self, name: &str, plaintext: &str) -> Result<KeyId, DbError> {
+        let hash = apikey::hash(plaintext);
+        let prefix: String = plaintext.chars().take(10).collect();
+        let id: Uuid = sqlx::query_scalar(
+            "insert into api_keys (id, name, key_hash, key_prefix) values ($1, $2, $3, $4) \
+             on conflict on constraint api_keys_key_hash_unique do update set revoked_at = null \
+             returning id",
+        )
+        .bind(Uuid::new_v4())
+        .bind(name)
+        .bind(hash)
+        .bind(prefix)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(KeyId(id))
+    }
+
+    pub async fn authenticate(&self, token: &str) -> Result<Option<KeyId>, DbError> {
+        let id: Option<Uuid> = sqlx::query_scalar(
+            "select id from api_keys where key_hash = $1 and revoked_at is null",
+        )
+        .bind(apikey::hash(token))
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(id.map(KeyId))
+    }
+
+    pub async fn create_job(&self, new: NewJob) -> Result<Job, DbError> {
+        let row: JobRow = sqlx::query_as(concat!(
+            "insert into jobs (id, owner_key_id, kind, dataset, state, format, options, filename, \
+             object_key, declared_size, upload_id) \
+             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) returning ",
+            job_columns!(),
+            ""
+        ))
+        .bind(new.id)
+        .bind(new.owner.0)
+        .bind(new.kind.as_str())
+        .bind(&new.dataset)
+        .bind(new.state.as_str())
+        .bind(&new.format)
+        .bind(&new.options)
+        .bind(&new.filename)
+        .bind(&new.object_key)
+        .bind(new.declared_size)
+        .bind(&new.upload_id)
+        .fetch_one(&self.pool)
+        .await?;
+        row.try_into()
+    }
+
+    /// A job, as its owner sees it: someone else's job does not exist.
+    pub async fn job_for_owner(&self, owner: KeyId, id: Uuid) -> Result<Option<Job>, DbError> {
+        let row: Option<JobRow> = sqlx::query_as(concat!(
+            "select ",
+            job_columns!(),
+            " from jobs where id = $1 and owner_key_id = $2"
+        ))
+        .bind(id)
+        .bind(owner.0)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(Job::try_from).transpose()
+    }
+
+    pub async fn job(&self, id: Uuid) -> Result<Option<Job>, DbError> {
+        let row: Option<JobRow> = sqlx::query_as(concat!(
+            "select ",
+            job_columns!(),
+            " from jobs where id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(Job::try_from).transpose()
+    }
+
+    pub async fn list_jobs(&self, owner: KeyId, limit: i64) -> Result<Vec<Job>, DbError> {
+        let rows: Vec<JobRow> = sqlx::query_as(concat!(
+            "select ",
+            job_columns!(),
+            " from jobs where owner_key_id = $1 order by created_at desc limit $2"
+        ))
+        .bind(owner.0)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter().map(Job::try_from).collect()
+    }
+
+    /// Records the object an S3 event reported for an import job and queues
+    /// the job. Atomic and idempotent: the same object twice queues once.
+    pub async fn record_upload(
+        &self,
+        job_id: Uuid,
+        key: &str,
+        size: i64,
+        etag: &str,
+    ) -> Result<UploadOutcome, DbError> {
+        let queued: Option<JobRow> = sqlx::query_as(concat!(
+            "update jobs set state = 'queued', object_size = $3, etag = $4, updated_at = now() \
+             where id = $1 and object_key = $2 and kind = 'import' and state = 'awaiting_upload' \
+             returning ",
+            job_columns!(),
+            ""
+        ))
+        .bind(job_id)
+        .bind(key)
+        .bind(size)
+        .bind(etag)
+        .fetch_optional(&self.pool)
+        .await?;
+        if let Some(row) = queued {
+            return Ok(UploadOutcome::Queued(row.try_into()?));
+        }
+        let existing: Option<JobRow> = sqlx::query_as(concat!(
+            "select ",
+            job_columns!(),
+            " from jobs where id = $1 and object_key = $2 and kind = 'import'"
+        ))
+        .bind(job_id)
+        .bind(key)
+        .fetch_optional(&self.pool)
+        .await?;
+        match existing {
+            Some(row) => Ok(UploadOutcome::AlreadyRecorded(row.try_into()?)),
+            None => Ok(UploadOutcome::UnknownKey),
+        }
+    }
+
+    /// Marks a job failed with a reason a person can act on, from any
+    /// non-terminal state. Returns false if it had already ended.
+    pub async fn fail_job(&self, id: Uuid, reason: &str) -> Result<bool, DbError> {
+        let done = sqlx::query(
+            "update jobs set state = 'failed', error = $2, finished_at = now(), updated_at = now(), \
+             lease_owner = null, lease_until = null \
+             where id = $1 and state not in ('succeeded', 'failed', 'cancelled')",
+        )
+        .bind(id)
+        .bind(reason)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+}

@@ -1,0 +1,90 @@
+//! The JSON shapes clients see. Kept in one place so the CLI, the browser page
+//! and curl users read the same contract (see docs/api.md).
+
+use serde_json::{Value, json};
+use xlport_adapters::Deps;
+use xlport_core::job::{Job, keys};
+use xlport_core::ports::ObjectStore;
+use xlport_core::{Dataset, JobKind, JobState};
+
+use crate::ApiError;
+
+pub fn dataset(d: &Dataset) -> Value {
+    json!({
+        "name": d.name,
+        "title": d.title,
+        "key": d.key,
+        "columns": d.columns.iter().map(|c| json!({
+            "name": c.name,
+            "header": c.header,
+            "aliases": c.aliases,
+            "type": c.kind,
+            "nullable": c.nullable,
+            "filterable": c.filterable,
+        })).collect::<Vec<_>>(),
+        "flags": d.validity_columns().map(|(_, name, header)| json!({"name": name, "header": header})).collect::<Vec<_>>(),
+    })
+}
+
+/// A job as the API returns it. `with_links` presigns download links, which
+/// costs a signature each, so lists leave them out.
+pub async fn job(job: &Job, deps: &Deps, with_links: bool) -> Result<Value, ApiError> {
+    let mut v = json!({
+        "id": job.id,
+        "kind": job.kind,
+        "dataset": job.dataset,
+        "state": job.state,
+        "format": job.format,
+        "options": job.options,
+        "filename": job.filename,
+        "progress": {
+            "rows": job.rows_done,
+            "bytes": job.bytes_done,
+            "parts_done": job.parts_done,
+            "parts_total": job.parts_total,
+        },
+        "counts": job.counts,
+        "warnings": job.warnings,
+        "error": job.error,
+        "object": {
+            "key": job.object_key,
+            "declared_size": job.declared_size,
+            "size": job.object_size,
+            "etag": job.etag,
+        },
+        "attempts": job.attempts,
+        "created_at": job.created_at,
+        "updated_at": job.updated_at,
+        "started_at": job.started_at,
+        "finished_at": job.finished_at,
+        "status_url": format!("/jobs/{}", job.id),
+    });
+    if !with_links || job.state != JobState::Succeeded {
+        return Ok(v);
+    }
+    let ttl = deps.config.download_url_ttl;
+    match job.kind {
+        JobKind::Export => {
+            if let (Some(key), Some(name)) = (&job.result_key, &job.filename) {
+                v["download_url"] = json!(deps.s3.presign_get(key, name, ttl).await?.url);
+            }
+        }
+        JobKind::Import => {
+            let rejected = job
+                .counts
+                .get("rejected")
+                .and_then(Value::as_i64)
+                .unwrap_or(0);
+            if rejected > 0 {
+                let name = format!("{}-errors.xlsx", job.id);
+                v["error_report_url"] = json!(
+                    deps.s3
+                        .presign_get(&keys::error_report(job.id), &name, ttl)
+                        .await?
+                        .url
+                );
+            }
+        }
+    }
+    Ok(v)
+}

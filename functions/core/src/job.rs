@@ -1,0 +1,285 @@
+//! The job model and its state machine. Every change of a job's state goes
+//! through [`JobState::can_become`], so the store, the API and the workers
+//! agree on what may follow what.
+
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobKind {
+    Import,
+    Export,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobState {
+    /// An import whose file has not reached the bucket yet.
+    AwaitingUpload,
+    /// Ready for a worker; the message is on its queue.
+    Queued,
+    /// A worker holds the job's lease.
+    Running,
+    Succeeded,
+    Failed,
+    Cancelled,
+}
+
+impl JobState {
+    pub const ALL: [JobState; 6] = [
+        JobState::AwaitingUpload,
+        JobState::Queued,
+        JobState::Running,
+        JobState::Succeeded,
+        JobState::Failed,
+        JobState::Cancelled,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::AwaitingUpload => "awaiting_upload",
+            JobState::Queued => "queued",
+            JobState::Running => "running",
+            JobState::Succeeded => "succeeded",
+            JobState::Failed => "failed",
+            JobState::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            JobState::Succeeded | JobState::Failed | JobState::Cancelled
+        )
+    }
+
+    /// The transitions a job may take. `Running -> Running` is a worker
+    /// taking over a job whose previous worker died (its lease ran out);
+    /// `Running -> Queued` hands a job back for a retry.
+    pub fn can_become(self, next: JobState) -> bool {
+        use JobState::*;
+        matches!(
+            (self, next),
+            (AwaitingUpload, Queued | Failed | Cancelled)
+                | (Queued, Running | Failed | Cancelled)
+                | (Running, Running | Queued | Succeeded | Failed | Cancelled)
+        )
+    }
+}
+
+impl fmt::Display for JobState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("unknown job state `{0}`")]
+pub struct UnknownState(pub String);
+
+impl FromStr for JobState {
+    type Err = UnknownState;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        JobState::ALL
+            .into_iter()
+            .find(|st| st.as_str() == s)
+            .ok_or_else(|| UnknownState(s.to_string()))
+    }
+}
+
+impl JobKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobKind::Import => "import",
+            JobKind::Export => "export",
+        }
+    }
+}
+
+impl FromStr for JobKind {
+    type Err = UnknownState;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "import" => Ok(JobKind::Import),
+            "export" => Ok(JobKind::Export),
+            other => Err(UnknownState(other.to_string())),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("job cannot go from {from} to {to}")]
+pub struct InvalidTransition {
+    pub from: JobState,
+    pub to: JobState,
+}
+
+pub fn transition(from: JobState, to: JobState) -> Result<JobState, InvalidTransition> {
+    if from.can_become(to) {
+        Ok(to)
+    } else {
+        Err(InvalidTransition { from, to })
+    }
+}
+
+/// A job as stored: what was asked, where it stands, what it produced.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Job {
+    pub id: Uuid,
+    pub kind: JobKind,
+    pub dataset: String,
+    pub state: JobState,
+    pub format: Option<String>,
+    pub options: serde_json::Value,
+    pub filename: Option<String>,
+    pub object_key: Option<String>,
+    pub declared_size: Option<i64>,
+    pub object_size: Option<i64>,
+    pub etag: Option<String>,
+    pub upload_id: Option<String>,
+    pub rows_done: i64,
+    pub bytes_done: i64,
+    pub parts_done: i32,
+    pub parts_total: Option<i32>,
+    pub counts: serde_json::Value,
+    pub warnings: serde_json::Value,
+    pub error: Option<String>,
+    pub result_key: Option<String>,
+    pub attempts: i32,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+/// Where a job's object lives. Keys are built here and only here.
+pub mod keys {
+    use uuid::Uuid;
+
+    pub fn import(job: Uuid, filename: &str) -> String {
+        format!("imports/{job}/{}", sanitize_filename(filename))
+    }
+
+    pub fn export(job: Uuid, filename: &str) -> String {
+        format!("exports/{job}/{}", sanitize_filename(filename))
+    }
+
+    pub fn error_report(job: Uuid) -> String {
+        format!("reports/{job}/errors.xlsx")
+    }
+
+    /// The job an uploaded object belongs to, when its key is one xlport made.
+    pub fn import_job_of(key: &str) -> Option<Uuid> {
+        let rest = key.strip_prefix("imports/")?;
+        let (id, name) = rest.split_once('/')?;
+        if name.is_empty() || name.contains('/') {
+            return None;
+        }
+        Uuid::parse_str(id).ok()
+    }
+
+    /// Keeps letters, digits, `.`, `-`, `_` (spaces become `_`); drops path
+    /// parts and leading dots so a name can never escape its prefix.
+    pub fn sanitize_filename(name: &str) -> String {
+        let base = name.rsplit(['/', '\\']).next().unwrap_or(name);
+        let mut out: String = base
+            .chars()
+            .filter_map(|c| match c {
+                c if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') => Some(c),
+                c if c.is_whitespace() => Some('_'),
+                c if c.is_alphanumeric() => Some(ascii_fold(c)),
+                _ => None,
+            })
+            .collect();
+        while out.starts_with('.') {
+            out.remove(0);
+        }
+        out.truncate(120);
+        if out.is_empty() {
+            "upload".to_string()
+        } else {
+            out
+        }
+    }
+
+    fn ascii_fold(c: char) -> char {
+        let folded = crate::dataset::normalize_header(&c.to_string());
+        folded
+            .chars()
+            .next()
+            .filter(char::is_ascii_alphanumeric)
+            .unwrap_or('_')
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn happy_paths_are_allowed() {
+        use JobState::*;
+        for path in [
+            &[AwaitingUpload, Queued, Running, Succeeded][..],
+            &[Queued, Running, Failed],
+            &[Queued, Running, Running, Succeeded],
+            &[AwaitingUpload, Cancelled],
+        ] {
+            for w in path.windows(2) {
+                assert!(w[0].can_become(w[1]), "{} -> {}", w[0], w[1]);
+            }
+        }
+    }
+
+    #[test]
+    fn terminal_states_are_final() {
+        for from in JobState::ALL.into_iter().filter(|s| s.is_terminal()) {
+            for to in JobState::ALL {
+                assert!(!from.can_become(to), "{from} -> {to}");
+            }
+        }
+    }
+
+    #[test]
+    fn no_skipping_the_queue() {
+        assert_eq!(
+            transition(JobState::AwaitingUpload, JobState::Running),
+            Err(InvalidTransition {
+                from: JobState::AwaitingUpload,
+                to: JobState::Running
+            })
+        );
+    }
+
+    #[test]
+    fn state_names_round_trip() {
+        for s in JobState::ALL {
+            assert_eq!(s.as_str().parse::<JobState>().unwrap(), s);
+        }
+        assert!("done".parse::<JobState>().is_err());
+    }
+
+    #[test]
+    fn object_keys() {
+        let id = Uuid::nil();
+        assert_eq!(
+            keys::import(id, "../../etc/pass wd.xlsx"),
+            format!("imports/{id}/pass_wd.xlsx")
+        );
+        assert_eq!(keys::sanitize_filename("..hidden"), "hidden");
+        assert_eq!(
+            keys::sanitize_filename("Relatório 2026.xlsx"),
+            "Relatorio_2026.xlsx"
+        );
+        assert_eq!(keys::sanitize_filename("///"), "upload");
+        assert_eq!(keys::import_job_of(&keys::import(id, "a.csv")), Some(id));
+        assert_eq!(keys::import_job_of("imports/not-a-uuid/a.csv"), None);
+        assert_eq!(keys::import_job_of(&format!("imports/{id}/x/y")), None);
+        assert_eq!(keys::import_job_of(&format!("exports/{id}/a.csv")), None);
+    }
+}

@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Creates (idempotently) the bucket with CORS, the queues with their DLQs and
+# the bucket notification, for one stack. Usage: init.sh [BUCKET] [QUEUE_PREFIX]
+# Defaults: bucket `xlport`, queues `xlport-imports` and `xlport-exports`.
+source "$(dirname "${BASH_SOURCE[0]}")/../scripts/lib.sh"
+exec "$XLPORT_HOME/localstack-venv/bin/python" "$XLPORT_ROOT/localstack/init.py" \
+  --endpoint "$LOCALSTACK_URL" --bucket "${1:-xlport}" --queue-prefix "${2:-xlport-}" "${@:3}"

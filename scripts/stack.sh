@@ -1,0 +1,48 @@
+# Starting and stopping one xlport stack: Postgres database, LocalStack
+# resources, `cargo lambda watch` serving the functions, and the local
+# event-source mapping. Sourced by scripts/up and scripts/test.
+
+# stack_start NAME PORT DB BUCKET QUEUE_PREFIX [init.py options...]
+stack_start() {
+  local name="$1" port="$2" db="$3" bucket="$4" prefix="$5"; shift 5
+  ensure_postgres
+  "$XLPORT_ROOT/localstack/start.sh"
+  "$XLPORT_ROOT/localstack/init.sh" "$bucket" "$prefix" "$@" >/dev/null
+
+  local env_file="$XLPORT_HOME/$name.env"
+  write_env_file "$env_file" "$db" "$bucket" "$prefix"
+
+  log "building the functions"
+  (cd "$XLPORT_ROOT" && cargo build --quiet --workspace --bins)
+  log "migrating database $db"
+  (set -a; source "$env_file"; "$XLPORT_ROOT/target/debug/xlport-admin" migrate)
+
+  # Restart the function host so it picks up the env file; cargo lambda
+  # watch itself rebuilds a function when its code changes.
+  stop_pid "$name-watch"
+  local watch_log="$XLPORT_HOME/logs/$name-watch.log"
+  : > "$watch_log"
+  log "starting cargo lambda watch on 127.0.0.1:$port (log: $watch_log)"
+  (cd "$XLPORT_ROOT" && start_bg "$name-watch" "$watch_log" \
+    cargo lambda watch --invoke-address 127.0.0.1 --invoke-port "$port" \
+      --env-file "$env_file" --concurrency "${XLPORT_WATCH_CONCURRENCY:-8}" \
+      --timeout "${XLPORT_INVOKE_TIMEOUT:-900}")
+  wait_http "http://127.0.0.1:$port/lambda-url/api/health" 600 "$watch_log" "$name-watch"
+
+  stop_pid "$name-esm"
+  local esm_log="$XLPORT_HOME/logs/$name-esm.log"
+  : > "$esm_log"
+  log "starting the local event-source mapping (log: $esm_log)"
+  (set -a; source "$env_file"; start_bg "$name-esm" "$esm_log" \
+    "$XLPORT_ROOT/target/debug/xlport-local-esm" \
+      --invoke-endpoint "http://127.0.0.1:$port" \
+      --map "${prefix}imports=import-worker" --map "${prefix}exports=export-worker" \
+      --max-concurrency "${XLPORT_ESM_CONCURRENCY:-4}")
+  sleep 1
+  pid_alive "$name-esm" || { tail -n 20 "$esm_log" >&2; die "the event-source mapping exited"; }
+}
+
+stack_stop() {
+  stop_pid "$1-esm"
+  stop_pid "$1-watch"
+}
