@@ -3,6 +3,7 @@
 //! knows about AWS.
 
 pub mod apikey;
+pub mod cells;
 pub mod dataset;
 pub mod job;
 pub mod message;

@@ -1,0 +1,1 @@
+//! Cell rules (shared/spec/user_purchase.md, "Cell rules"). Being written.
