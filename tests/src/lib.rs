@@ -1,1 +1,212 @@
+//! Test harness for the end-to-end tests. They run against the real local
+//! stack that `scripts/test` starts: LocalStack S3/SQS, Postgres, the
+//! functions under `cargo lambda watch` and the local event-source mapping.
+//! Nothing is mocked; tests isolate themselves by API key and job id, and
+//! in-process tests get a fresh database each.
 
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use serde_json::Value;
+use sqlx::migrate::MigrateDatabase;
+use uuid::Uuid;
+use xlport_adapters::postgres::{self, PgStore};
+use xlport_adapters::{Config, Deps};
+
+/// The test stack's function environment, as scripts/test wrote it.
+pub fn stack_env() -> HashMap<String, String> {
+    let file = std::env::var("XLPORT_TEST_ENV_FILE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| {
+            let home = std::env::var("XLPORT_HOME")
+                .map(PathBuf::from)
+                .unwrap_or_else(|_| {
+                    let base = std::env::var("XDG_CACHE_HOME")
+                        .map(PathBuf::from)
+                        .unwrap_or_else(|_| {
+                            PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache")
+                        });
+                    base.join("xlport")
+                });
+            home.join("test.env")
+        });
+    let text = std::fs::read_to_string(&file).unwrap_or_else(|e| {
+        panic!(
+            "cannot read the test stack's environment {}: {e}. Run the tests with scripts/test, \
+             which starts the stack.",
+            file.display()
+        )
+    });
+    text.lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect()
+}
+
+pub fn stack_config() -> Config {
+    let env = stack_env();
+    Config::from_lookup(|k| env.get(k).cloned()).expect("test stack config")
+}
+
+/// The shared stack: API behind cargo lambda watch, plus direct clients.
+pub struct Stack {
+    pub api: String,
+    pub http: reqwest::Client,
+    pub deps: Deps,
+}
+
+impl Stack {
+    pub async fn connect() -> Stack {
+        let api = std::env::var("XLPORT_TEST_API")
+            .unwrap_or_else(|_| "http://127.0.0.1:9100/lambda-url/api".to_string());
+        let deps = Deps::from_config(stack_config()).await.expect("deps");
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(120))
+            .build()
+            .expect("http client");
+        let health = http.get(format!("{api}/health")).send().await;
+        match health {
+            Ok(r) if r.status().is_success() => {}
+            other => {
+                panic!("the test stack's API at {api} is not healthy ({other:?}); run scripts/test")
+            }
+        }
+        Stack { api, http, deps }
+    }
+
+    /// A new API key of its own, so the test sees only its own jobs.
+    pub async fn new_key(&self) -> String {
+        self.deps
+            .db
+            .create_api_key("e2e test")
+            .await
+            .expect("create api key")
+            .1
+    }
+
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        key: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut req = self.http.request(method, format!("{}{path}", self.api));
+        if let Some(k) = key {
+            req = req.bearer_auth(k);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.expect("API request");
+        let status = resp.status().as_u16();
+        let text = resp.text().await.expect("API body");
+        let json = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        (status, json)
+    }
+
+    /// Polls GET /jobs/{id} until `done` holds, or fails after `timeout`.
+    pub async fn wait_job(
+        &self,
+        key: &str,
+        id: &str,
+        timeout: Duration,
+        done: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let start = Instant::now();
+        loop {
+            let (status, job) = self
+                .call(
+                    reqwest::Method::GET,
+                    &format!("/jobs/{id}"),
+                    Some(key),
+                    None,
+                )
+                .await;
+            assert_eq!(status, 200, "GET /jobs/{id}: {job}");
+            if done(&job) {
+                return job;
+            }
+            if start.elapsed() > timeout {
+                panic!("job {id} did not reach the expected state in {timeout:?}; last: {job:#}");
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+}
+
+/// Uploads a file to a presigned URL with plain curl, as a user would.
+pub fn curl_upload(url: &str, file: &std::path::Path) -> anyhow::Result<()> {
+    let out = std::process::Command::new("curl")
+        .args(["-sS", "--fail-with-body", "-T"])
+        .arg(file)
+        .arg(url)
+        .output()
+        .context("running curl")?;
+    if !out.status.success() {
+        bail!(
+            "curl upload failed: {} {}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(())
+}
+
+/// A database of its own, migrated, for tests that must own the tables.
+pub struct FreshDb {
+    pub url: String,
+    pub store: PgStore,
+}
+
+pub async fn fresh_database() -> FreshDb {
+    let base = stack_config().database_url;
+    let (server, _) = base.rsplit_once('/').expect("database url has a name");
+    let url = format!("{server}/xlport_t_{}", Uuid::new_v4().simple());
+    sqlx::Postgres::create_database(&url)
+        .await
+        .expect("create test database");
+    let mut config = stack_config();
+    config.database_url = url.clone();
+    let pool = postgres::connect(&config).await.expect("connect");
+    postgres::migrate(&pool).await.expect("migrate");
+    FreshDb {
+        url,
+        store: PgStore::new(pool),
+    }
+}
+
+/// Deps for an in-process function run: the test stack's S3 and SQS with a
+/// fresh database.
+pub async fn deps_with_fresh_db() -> (Deps, FreshDb) {
+    let db = fresh_database().await;
+    let mut config = stack_config();
+    config.database_url = db.url.clone();
+    let deps = Deps::from_config(config).await.expect("deps");
+    (deps, db)
+}
+
+pub fn md5_hex(bytes: &[u8]) -> String {
+    // S3's ETag of a single-part upload; computed by the system tool to keep
+    // the test free of a hashing dependency of its own.
+    let mut child = std::process::Command::new("md5sum")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("md5sum");
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(bytes)
+        .expect("write");
+    let out = child.wait_with_output().expect("md5sum output");
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_string()
+}

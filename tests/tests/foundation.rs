@@ -1,0 +1,283 @@
+//! The foundation, end to end: API auth and health, a presigned PUT with plain
+//! curl -> S3 event -> SQS -> local event-source mapping -> import function,
+//! the S3 test event ignored, and a poison message retried then dead-lettered.
+
+use std::time::{Duration, Instant};
+
+use aws_lambda_events::event::sqs::SqsEvent;
+use reqwest::Method;
+use serde_json::json;
+use xlport_tests::{Stack, curl_upload, deps_with_fresh_db, md5_hex};
+
+#[tokio::test]
+async fn health_reports_each_dependency() {
+    let stack = Stack::connect().await;
+    let key = stack.new_key().await;
+    let (status, body) = stack.call(Method::GET, "/health", Some(&key), None).await;
+    assert_eq!(status, 200, "{body}");
+    for dep in ["postgres", "s3", "sqs_imports", "sqs_exports"] {
+        assert_eq!(body["checks"][dep]["ok"], true, "{dep}: {body}");
+    }
+}
+
+#[tokio::test]
+async fn every_other_route_needs_a_valid_key() {
+    let stack = Stack::connect().await;
+    for key in [None, Some("xlp_not_a_real_key_0000000000")] {
+        let (status, body) = stack.call(Method::GET, "/jobs", key, None).await;
+        assert_eq!(status, 401, "{body}");
+        assert_eq!(body["code"], "unauthorized");
+        assert!(body["error"].as_str().unwrap().contains("Bearer"), "{body}");
+    }
+    let key = stack.new_key().await;
+    let (status, _) = stack.call(Method::GET, "/jobs", Some(&key), None).await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn someone_elses_job_is_not_found() {
+    let stack = Stack::connect().await;
+    let (alice, bob) = (stack.new_key().await, stack.new_key().await);
+    let (status, job) = stack
+        .call(
+            Method::POST,
+            "/imports",
+            Some(&alice),
+            Some(json!({"dataset": "user_purchase", "filename": "a.csv", "size": 10})),
+        )
+        .await;
+    assert_eq!(status, 201, "{job}");
+    let path = format!("/jobs/{}", job["id"].as_str().unwrap());
+    assert_eq!(
+        stack.call(Method::GET, &path, Some(&alice), None).await.0,
+        200
+    );
+    assert_eq!(
+        stack.call(Method::GET, &path, Some(&bob), None).await.0,
+        404
+    );
+}
+
+#[tokio::test]
+async fn bad_import_requests_get_a_clear_400() {
+    let stack = Stack::connect().await;
+    let key = stack.new_key().await;
+    let cases = [
+        (
+            json!({"dataset": "nope", "filename": "a.csv", "size": 1}),
+            "unknown dataset `nope`",
+        ),
+        (
+            json!({"dataset": "user_purchase", "filename": "a.csv", "size": 1, "conflict_policy": "merge"}),
+            "unknown conflict_policy `merge`",
+        ),
+        (
+            json!({"dataset": "user_purchase", "filename": "", "size": 1}),
+            "`filename`",
+        ),
+        (
+            json!({"dataset": "user_purchase"}),
+            "missing field `filename`",
+        ),
+    ];
+    for (body, needle) in cases {
+        let (status, resp) = stack
+            .call(Method::POST, "/imports", Some(&key), Some(body.clone()))
+            .await;
+        assert_eq!(status, 400, "{body} -> {resp}");
+        assert!(
+            resp["error"].as_str().unwrap().contains(needle),
+            "{body} -> {resp}"
+        );
+    }
+    let (status, resp) = stack
+        .call(
+            Method::POST,
+            "/imports",
+            Some(&key),
+            Some(json!({"dataset": "user_purchase", "filename": "big.csv", "size": 1u64 << 50})),
+        )
+        .await;
+    assert_eq!(status, 413, "{resp}");
+    assert!(
+        resp["error"]
+            .as_str()
+            .unwrap()
+            .contains("upload size limit"),
+        "{resp}"
+    );
+}
+
+/// The whole path of an upload: the import function is invoked through the
+/// mapping with the object's bucket, key, size and etag, and records them.
+#[tokio::test]
+async fn curl_upload_reaches_the_import_worker_through_s3_sqs_and_the_mapping() {
+    let stack = Stack::connect().await;
+    let key = stack.new_key().await;
+    let content = b"CPF PRIVATE INCOMPLETO\n".repeat(7);
+    let dir = std::env::temp_dir().join(format!("xlport-e2e-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("compras de março.txt");
+    std::fs::write(&file, &content).unwrap();
+
+    let (status, job) = stack
+        .call(
+            Method::POST,
+            "/imports",
+            Some(&key),
+            Some(json!({"dataset": "user_purchase", "filename": "compras de março.txt", "size": content.len()})),
+        )
+        .await;
+    assert_eq!(status, 201, "{job}");
+    assert_eq!(job["state"], "awaiting_upload");
+    let id = job["id"].as_str().unwrap().to_string();
+    let object_key = job["object"]["key"].as_str().unwrap().to_string();
+    assert_eq!(object_key, format!("imports/{id}/compras_de_marco.txt"));
+
+    curl_upload(job["upload"]["url"].as_str().unwrap(), &file).unwrap();
+
+    let job = stack
+        .wait_job(&key, &id, Duration::from_secs(60), |j| {
+            j["object"]["etag"].is_string()
+        })
+        .await;
+    assert_eq!(job["object"]["key"], object_key.as_str());
+    assert_eq!(job["object"]["size"], content.len());
+    assert_eq!(job["object"]["etag"], md5_hex(&content).as_str());
+    assert_ne!(job["state"], "awaiting_upload");
+    assert_ne!(job["state"], "failed", "{job}");
+    std::fs::remove_dir_all(dir).ok();
+}
+
+/// S3 does not enforce a presigned PUT's declared size, so the worker checks it.
+#[tokio::test]
+async fn an_upload_of_another_size_than_declared_fails_the_job() {
+    let stack = Stack::connect().await;
+    let key = stack.new_key().await;
+    let file = std::env::temp_dir().join(format!("xlport-e2e-{}.csv", uuid::Uuid::new_v4()));
+    std::fs::write(&file, b"CPF;PRIVATE\n1;2\n").unwrap();
+    let (_, job) = stack
+        .call(
+            Method::POST,
+            "/imports",
+            Some(&key),
+            Some(json!({"dataset": "user_purchase", "filename": "x.csv", "size": 5})),
+        )
+        .await;
+    curl_upload(job["upload"]["url"].as_str().unwrap(), &file).unwrap();
+    let id = job["id"].as_str().unwrap();
+    let job = stack
+        .wait_job(&key, id, Duration::from_secs(60), |j| {
+            j["state"] == "failed"
+        })
+        .await;
+    let error = job["error"].as_str().unwrap();
+    assert!(
+        error.contains("16 bytes") && error.contains("5 bytes"),
+        "{error}"
+    );
+    std::fs::remove_file(file).ok();
+}
+
+fn sqs_event(bodies: &[(&str, &str)]) -> SqsEvent {
+    let records: Vec<_> = bodies
+        .iter()
+        .map(|(id, body)| json!({"messageId": id, "receiptHandle": "rh", "body": body, "eventSource": "aws:sqs"}))
+        .collect();
+    serde_json::from_value(json!({ "Records": records })).unwrap()
+}
+
+/// The function itself: the test event succeeds (and is deleted), garbage is
+/// reported as a batch item failure, and only it.
+#[tokio::test]
+async fn import_worker_ignores_the_test_event_and_reports_only_bad_records() {
+    let (deps, _db) = deps_with_fresh_db().await;
+    let test_event = r#"{"Service":"Amazon S3","Event":"s3:TestEvent","Time":"2026-11-23T10:00:00.000Z","Bucket":"xlport-test"}"#;
+    let unknown_key = json!({"Records": [{"eventName": "ObjectCreated:Put",
+        "s3": {"bucket": {"name": "xlport-test"}, "object": {"key": "somewhere/else.csv", "size": 3, "eTag": "x"}}}]})
+    .to_string();
+    let response = import_worker::handle_batch(
+        &deps,
+        sqs_event(&[
+            ("t", test_event),
+            ("g", "this is not JSON"),
+            ("u", &unknown_key),
+        ]),
+    )
+    .await;
+    let failed: Vec<_> = response
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.as_str())
+        .collect();
+    assert_eq!(failed, ["g"]);
+}
+
+/// Through the real queue and mapping: a record the worker keeps failing
+/// comes back after the visibility timeout and, after maxReceiveCount
+/// receives, lands in the dead-letter queue. The S3 test event never does.
+#[tokio::test]
+async fn a_poison_message_is_retried_then_dead_lettered_and_the_test_event_is_not() {
+    let stack = Stack::connect().await;
+    let config = &stack.deps.config;
+    let sqs = &stack.deps.sqs.client;
+    let marker = uuid::Uuid::new_v4().to_string();
+    let dlq_url = format!("{}-dlq", config.imports_queue_url);
+    let poison = format!("poison {marker}");
+    let test_event = json!({"Service": "Amazon S3", "Event": "s3:TestEvent", "Bucket": "xlport-test", "RequestId": marker}).to_string();
+    for body in [&poison, &test_event] {
+        sqs.send_message()
+            .queue_url(&config.imports_queue_url)
+            .message_body(body)
+            .send()
+            .await
+            .unwrap();
+    }
+
+    let start = Instant::now();
+    let mut dead = Vec::new();
+    while start.elapsed() < Duration::from_secs(90) {
+        let out = sqs
+            .receive_message()
+            .queue_url(&dlq_url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(2)
+            .visibility_timeout(1)
+            .message_system_attribute_names(
+                aws_sdk_sqs::types::MessageSystemAttributeName::ApproximateReceiveCount,
+            )
+            .send()
+            .await
+            .unwrap();
+        for m in out.messages.unwrap_or_default() {
+            if m.body().unwrap_or_default().contains(&marker) {
+                sqs.delete_message()
+                    .queue_url(&dlq_url)
+                    .receipt_handle(m.receipt_handle().unwrap())
+                    .send()
+                    .await
+                    .unwrap();
+                dead.push(m);
+            }
+        }
+        if dead.iter().any(|m| m.body() == Some(poison.as_str())) {
+            break;
+        }
+    }
+    let bodies: Vec<_> = dead.iter().map(|m| m.body().unwrap_or_default()).collect();
+    assert_eq!(
+        bodies,
+        [poison.as_str()],
+        "only the poison message is dead-lettered"
+    );
+    // It was delivered to the function maxReceiveCount (3) times before the
+    // redrive policy moved it.
+    let receives: u32 = dead[0]
+        .attributes()
+        .and_then(|a| {
+            a.get(&aws_sdk_sqs::types::MessageSystemAttributeName::ApproximateReceiveCount)
+        })
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    assert!(receives >= 3, "received {receives} times before the DLQ");
+}
