@@ -3,6 +3,8 @@
 # event-source mapping. Sourced by scripts/up and scripts/test.
 
 # stack_start NAME PORT DB BUCKET QUEUE_PREFIX [init.py options...]
+# XLPORT_WATCH_FLAGS adds flags to cargo lambda watch (tests pass
+# --ignore-changes: a test run must not reload functions under its feet).
 stack_start() {
   local name="$1" port="$2" db="$3" bucket="$4" prefix="$5"; shift 5
   ensure_postgres
@@ -26,7 +28,7 @@ stack_start() {
   (cd "$XLPORT_ROOT" && start_bg "$name-watch" "$watch_log" \
     cargo lambda watch --invoke-address 127.0.0.1 --invoke-port "$port" \
       --env-file "$env_file" --concurrency "${XLPORT_WATCH_CONCURRENCY:-8}" \
-      --timeout "${XLPORT_INVOKE_TIMEOUT:-900}")
+      --timeout "${XLPORT_INVOKE_TIMEOUT:-900}" ${XLPORT_WATCH_FLAGS:-})
   wait_http "http://127.0.0.1:$port/lambda-url/api/health" 600 "$watch_log" "$name-watch"
 
   stop_pid "$name-esm"

@@ -321,3 +321,201 @@ impl PgStore {
         Ok(done.rows_affected() == 1)
     }
 }
+
+/// The result of a worker trying to take a job.
+#[derive(Debug)]
+pub enum Claim {
+    /// The job is this worker's until its lease runs out.
+    Claimed(Box<Job>),
+    /// Another worker holds a live lease: try again later.
+    Busy,
+    /// Already finished (or not yet uploaded): nothing to do.
+    NotClaimable(JobState),
+    Missing,
+}
+
+impl PgStore {
+    /// Atomically takes a queued job, or a running one whose worker's lease
+    /// lapsed (the worker died): exactly one worker wins.
+    pub async fn claim_job(
+        &self,
+        id: Uuid,
+        worker: &str,
+        lease: Duration,
+    ) -> Result<Claim, DbError> {
+        let claimed: Option<JobRow> = sqlx::query_as(concat!(
+            "update jobs set state = 'running', attempts = attempts + 1, lease_owner = $2, \
+             lease_until = now() + make_interval(secs => $3), started_at = coalesce(started_at, now()), \
+             updated_at = now() \
+             where id = $1 and (state = 'queued' or (state = 'running' and (lease_until is null or lease_until < now()))) \
+             returning ",
+            job_columns!()
+        ))
+        .bind(id)
+        .bind(worker)
+        .bind(lease.as_secs_f64())
+        .fetch_optional(&self.pool)
+        .await?;
+        if let Some(row) = claimed {
+            return Ok(Claim::Claimed(Box::new(row.try_into()?)));
+        }
+        let state: Option<String> = sqlx::query_scalar("select state from jobs where id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(match state.as_deref().map(JobState::from_str) {
+            None => Claim::Missing,
+            Some(Ok(JobState::Running)) => Claim::Busy,
+            Some(Ok(s)) => Claim::NotClaimable(s),
+            Some(Err(e)) => return Err(DbError::Corrupt(e.to_string())),
+        })
+    }
+
+    /// Records progress and renews the lease. False when the job is no longer
+    /// this worker's (cancelled, or taken over after a stall).
+    pub async fn heartbeat(
+        &self,
+        id: Uuid,
+        worker: &str,
+        lease: Duration,
+        rows: i64,
+        bytes: i64,
+    ) -> Result<bool, DbError> {
+        let done = sqlx::query(
+            "update jobs set rows_done = $3, bytes_done = $4, lease_until = now() + make_interval(secs => $5), \
+             updated_at = now() where id = $1 and lease_owner = $2 and state = 'running'",
+        )
+        .bind(id)
+        .bind(worker)
+        .bind(rows)
+        .bind(bytes)
+        .bind(lease.as_secs_f64())
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Remembers the multipart upload a worker writes to, so whoever takes
+    /// over after a crash can abort it.
+    pub async fn set_upload(
+        &self,
+        id: Uuid,
+        worker: &str,
+        key: &str,
+        upload_id: &str,
+    ) -> Result<(), DbError> {
+        sqlx::query(
+            "update jobs set result_key = $3, upload_id = $4, updated_at = now() \
+             where id = $1 and lease_owner = $2 and state = 'running'",
+        )
+        .bind(id)
+        .bind(worker)
+        .bind(key)
+        .bind(upload_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Marks a job this worker holds as succeeded.
+    pub async fn succeed_job(
+        &self,
+        id: Uuid,
+        worker: &str,
+        rows: i64,
+        bytes: i64,
+        counts: &serde_json::Value,
+    ) -> Result<bool, DbError> {
+        let done = sqlx::query(
+            "update jobs set state = 'succeeded', rows_done = $3, bytes_done = $4, counts = $5, \
+             upload_id = null, lease_owner = null, lease_until = null, finished_at = now(), updated_at = now() \
+             where id = $1 and lease_owner = $2 and state = 'running'",
+        )
+        .bind(id)
+        .bind(worker)
+        .bind(rows)
+        .bind(bytes)
+        .bind(counts)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Gives a job back to the queue after a failure worth retrying.
+    pub async fn requeue_job(&self, id: Uuid, worker: &str, reason: &str) -> Result<(), DbError> {
+        sqlx::query(
+            "update jobs set state = 'queued', error = null, warnings = warnings || jsonb_build_array($3::text), \
+             lease_owner = null, lease_until = null, updated_at = now() \
+             where id = $1 and lease_owner = $2 and state = 'running'",
+        )
+        .bind(id)
+        .bind(worker)
+        .bind(reason)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+}
+
+/// `COPY (SELECT ...) TO STDOUT` for an export, in key order. Identifiers come
+/// from the validated datasets file; condition values are typed (bool, date),
+/// so rendering them as literals cannot inject anything.
+pub fn export_copy_sql(
+    dataset: &xlport_core::Dataset,
+    conditions: &[xlport_core::export::Condition],
+) -> String {
+    use xlport_core::export::Condition;
+    let columns = dataset.stored_columns().join(", ");
+    let mut wheres = Vec::new();
+    for c in conditions {
+        match c {
+            Condition::Equals { column, value } => wheres.push(format!("{column} = {value}")),
+            Condition::DateRange { column, from, to } => {
+                if let Some(f) = from {
+                    wheres.push(format!("{column} >= date '{}'", f.format("%Y-%m-%d")));
+                }
+                if let Some(t) = to {
+                    wheres.push(format!("{column} <= date '{}'", t.format("%Y-%m-%d")));
+                }
+            }
+        }
+    }
+    let filter = if wheres.is_empty() {
+        String::new()
+    } else {
+        format!(" where {}", wheres.join(" and "))
+    };
+    format!(
+        "copy (select {columns} from {table}{filter} order by {key}) to stdout",
+        table = dataset.table,
+        key = dataset.key
+    )
+}
+
+/// Loads `rows` deterministic sample rows into `user_purchase` with COPY
+/// (see `xlport_core::sample`). For tests, benchmarks and demos.
+pub async fn seed_user_purchase(pool: &PgPool, rows: u64, seed: u64) -> Result<u64, DbError> {
+    use sqlx::postgres::PgPoolCopyExt;
+    let dataset = xlport_core::Datasets::builtin()
+        .map_err(|e| DbError::Corrupt(e.to_string()))?
+        .get("user_purchase")
+        .cloned()
+        .ok_or_else(|| DbError::Corrupt("user_purchase is not declared".into()))?;
+    let sql = format!(
+        "copy {} ({}) from stdin",
+        dataset.table,
+        dataset.stored_columns().join(", ")
+    );
+    let mut copy = pool.copy_in_raw(&sql).await?;
+    let mut sample = xlport_core::sample::UserPurchaseSample::new(seed);
+    let mut buf = String::with_capacity(1 << 20);
+    for i in 0..rows {
+        sample.write_row(i, &mut buf);
+        if buf.len() >= (1 << 20) - 256 {
+            copy.send(buf.as_bytes()).await?;
+            buf.clear();
+        }
+    }
+    copy.send(buf.as_bytes()).await?;
+    Ok(copy.finish().await?)
+}

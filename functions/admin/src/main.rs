@@ -27,6 +27,16 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Load N deterministic, realistic sample rows into user_purchase (COPY).
+    Seed {
+        #[arg(long)]
+        rows: u64,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Empty the table first.
+        #[arg(long)]
+        truncate: bool,
+    },
     /// Store a key whose value you choose (idempotent); for the local stack.
     EnsureKey {
         #[arg(long)]
@@ -66,6 +76,19 @@ async fn main() -> anyhow::Result<()> {
             } else {
                 println!("{key}");
             }
+        }
+        Command::Seed {
+            rows,
+            seed,
+            truncate,
+        } => {
+            let pool = postgres::connect(&config).await?;
+            if truncate {
+                sqlx::query("truncate user_purchase").execute(&pool).await?;
+            }
+            let started = std::time::Instant::now();
+            let n = postgres::seed_user_purchase(&pool, rows, seed).await?;
+            eprintln!("loaded {n} rows in {:.1}s", started.elapsed().as_secs_f64());
         }
         Command::EnsureKey { name, key } => {
             if key.len() < 16 {

@@ -14,8 +14,10 @@ use uuid::Uuid;
 use xlport_adapters::Deps;
 use xlport_adapters::postgres::{KeyId, NewJob};
 use xlport_core::apikey::bearer_token;
+use xlport_core::export::{ExportFormat, parse_filter};
 use xlport_core::job::keys;
-use xlport_core::ports::ObjectStore;
+use xlport_core::message::ExportRequested;
+use xlport_core::ports::{JobQueue, ObjectStore};
 use xlport_core::{JobKind, JobState};
 
 pub use error::ApiError;
@@ -75,7 +77,8 @@ impl App {
             (Method::GET, ["jobs"]) => self.list_jobs(owner).await,
             (Method::GET, ["jobs", id]) => self.get_job(owner, id).await,
             (Method::POST, ["imports"]) => self.create_import(owner, &req).await,
-            (_, ["datasets"] | ["jobs"] | ["jobs", _] | ["imports"]) => {
+            (Method::POST, ["exports"]) => self.create_export(owner, &req).await,
+            (_, ["datasets"] | ["jobs"] | ["jobs", _] | ["imports"] | ["exports"]) => {
                 Err(ApiError::MethodNotAllowed(method.to_string()))
             }
             _ => Err(ApiError::NotFound(format!("route {method} {path}"))),
@@ -235,6 +238,76 @@ impl App {
             "expires_in": self.deps.config.upload_url_ttl.as_secs(),
         });
         Ok(json_response(201, &view))
+    }
+}
+
+impl App {
+    async fn create_export(&self, owner: KeyId, req: &Request) -> ApiResult {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct CreateExport {
+            dataset: String,
+            #[serde(default)]
+            format: Option<String>,
+            #[serde(default)]
+            filter: Value,
+        }
+        let body: CreateExport = parse_json(req)?;
+        let dataset = self
+            .deps
+            .datasets
+            .get(&body.dataset)
+            .ok_or_else(|| unknown_dataset(&self.deps, &body.dataset))?;
+        let format = match body.format.as_deref().unwrap_or("xlsx") {
+            "xlsx" => ExportFormat::Xlsx,
+            "csv" => ExportFormat::Csv,
+            other => {
+                return Err(ApiError::BadRequest(format!(
+                    "unknown format `{other}`: use xlsx or csv"
+                )));
+            }
+        };
+        parse_filter(dataset, &body.filter).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+        let id = Uuid::new_v4();
+        let filename = format!(
+            "{}-{}.{}",
+            dataset.name,
+            chrono::Utc::now().format("%Y%m%d-%H%M%S"),
+            format.extension()
+        );
+        let job = self
+            .deps
+            .db
+            .create_job(NewJob {
+                id,
+                owner,
+                kind: JobKind::Export,
+                dataset: dataset.name.clone(),
+                state: JobState::Queued,
+                format: Some(format.extension().to_string()),
+                options: json!({ "filter": body.filter }),
+                filename: Some(filename),
+                object_key: None,
+                declared_size: None,
+                upload_id: None,
+            })
+            .await?;
+        let message = serde_json::to_string(&ExportRequested { job_id: id })
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
+        if let Err(e) = self
+            .deps
+            .sqs
+            .send(&self.deps.config.exports_queue_url, message)
+            .await
+        {
+            let reason = format!("could not queue the export: {e}");
+            self.deps.db.fail_job(id, &reason).await?;
+            return Err(ApiError::Unavailable(reason));
+        }
+        Ok(json_response(
+            202,
+            &views::job(&job, &self.deps, false).await?,
+        ))
     }
 }
 

@@ -5,9 +5,11 @@
 pub mod apikey;
 pub mod cells;
 pub mod dataset;
+pub mod export;
 pub mod job;
 pub mod message;
 pub mod ports;
+pub mod sample;
 
 pub use dataset::{Column, ColumnType, Dataset, Datasets};
 pub use job::{JobKind, JobState};

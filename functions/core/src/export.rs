@@ -1,0 +1,619 @@
+//! Export encoding: rows as Postgres sends them (`COPY ... TO STDOUT`, text
+//! format) in, an .xlsx or .csv byte stream out. The xlsx side uses
+//! rust_xlsxwriter's constant-memory worksheets, so memory stays flat however
+//! many rows pass through; only the library's temp files grow (in `tmp_dir`).
+
+use std::io::Write;
+use std::path::Path;
+
+use chrono::NaiveDate;
+use rust_xlsxwriter::{ExcelDateTime, Format, FormatAlign, Workbook, XlsxError};
+use serde::{Deserialize, Serialize};
+
+use crate::dataset::{ColumnType, Dataset};
+
+/// Excel's last row is 1,048,576; one is the header.
+pub const MAX_DATA_ROWS_PER_SHEET: u32 = 1_048_575;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ExportFormat {
+    Xlsx,
+    Csv,
+}
+
+impl ExportFormat {
+    pub fn extension(self) -> &'static str {
+        match self {
+            ExportFormat::Xlsx => "xlsx",
+            ExportFormat::Csv => "csv",
+        }
+    }
+
+    pub fn content_type(self) -> &'static str {
+        match self {
+            ExportFormat::Xlsx => {
+                "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+            }
+            ExportFormat::Csv => "text/csv; charset=utf-8",
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Filters
+
+/// One validated export condition, ready for the store to render as SQL.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Condition {
+    /// `column = value` on a boolean column (validity flags included).
+    Equals { column: String, value: bool },
+    /// `column` between `from` and `to`, both inclusive, on a date column.
+    DateRange {
+        column: String,
+        from: Option<NaiveDate>,
+        to: Option<NaiveDate>,
+    },
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("{0}")]
+pub struct FilterError(pub String);
+
+/// Parses the `filter` of an export request:
+/// `{"private": true, "cpf_valido": false, "data_ultima_compra": {"from": "2020-01-01", "to": "2020-12-31"}}`.
+/// Only columns declared `filterable` and the validity flags can be used.
+pub fn parse_filter(
+    dataset: &Dataset,
+    filter: &serde_json::Value,
+) -> Result<Vec<Condition>, FilterError> {
+    let map = match filter {
+        serde_json::Value::Null => return Ok(Vec::new()),
+        serde_json::Value::Object(m) => m,
+        _ => return Err(FilterError("`filter` must be a JSON object".into())),
+    };
+    let allowed = || {
+        let mut names: Vec<String> = dataset
+            .columns
+            .iter()
+            .filter(|c| c.filterable)
+            .map(|c| c.name.clone())
+            .collect();
+        names.extend(dataset.validity_columns().map(|(_, n, _)| n.to_string()));
+        names.join(", ")
+    };
+    let mut out = Vec::with_capacity(map.len());
+    for (name, value) in map {
+        let is_flag = dataset.validity_columns().any(|(_, n, _)| n == name);
+        let column = dataset.column(name).filter(|c| c.filterable);
+        let kind = match (is_flag, column) {
+            (true, _) => ColumnType::Boolean,
+            (false, Some(c)) => c.kind,
+            (false, None) => {
+                return Err(FilterError(format!(
+                    "unknown filter `{name}`; filters for {}: {}",
+                    dataset.name,
+                    allowed()
+                )));
+            }
+        };
+        match kind {
+            ColumnType::Boolean => {
+                let v = value.as_bool().ok_or_else(|| {
+                    FilterError(format!("filter `{name}` takes true or false, not {value}"))
+                })?;
+                out.push(Condition::Equals {
+                    column: name.clone(),
+                    value: v,
+                });
+            }
+            ColumnType::Date => {
+                let range = value.as_object().ok_or_else(|| {
+                    FilterError(format!(
+                        "filter `{name}` takes {{\"from\": \"YYYY-MM-DD\", \"to\": \"YYYY-MM-DD\"}}"
+                    ))
+                })?;
+                let date = |key: &str| -> Result<Option<NaiveDate>, FilterError> {
+                    match range.get(key) {
+                        None | Some(serde_json::Value::Null) => Ok(None),
+                        Some(serde_json::Value::String(s)) => {
+                            NaiveDate::parse_from_str(s, "%Y-%m-%d")
+                                .map(Some)
+                                .map_err(|_| {
+                                    FilterError(format!(
+                                        "filter `{name}.{key}`: `{s}` is not a date (YYYY-MM-DD)"
+                                    ))
+                                })
+                        }
+                        Some(other) => Err(FilterError(format!(
+                            "filter `{name}.{key}`: {other} is not a date (YYYY-MM-DD)"
+                        ))),
+                    }
+                };
+                if let Some(k) = range.keys().find(|k| *k != "from" && *k != "to") {
+                    return Err(FilterError(format!(
+                        "filter `{name}`: unknown key `{k}` (use from, to)"
+                    )));
+                }
+                let (from, to) = (date("from")?, date("to")?);
+                if let (Some(f), Some(t)) = (from, to)
+                    && f > t
+                {
+                    return Err(FilterError(format!(
+                        "filter `{name}`: from {f} is after to {t}"
+                    )));
+                }
+                out.push(Condition::DateRange {
+                    column: name.clone(),
+                    from,
+                    to,
+                });
+            }
+            other => {
+                return Err(FilterError(format!(
+                    "filter `{name}`: {other:?} columns cannot be filtered"
+                )));
+            }
+        }
+    }
+    Ok(out)
+}
+
+// ---------------------------------------------------------------------------
+// COPY text format
+
+/// Splits one line of `COPY ... TO STDOUT` text format (without its newline)
+/// into fields, undoing the backslash escapes; `None` is SQL NULL (`\N`).
+pub fn split_copy_line<'a>(line: &'a str, out: &mut Vec<Option<std::borrow::Cow<'a, str>>>) {
+    use std::borrow::Cow;
+    out.clear();
+    for raw in line.split('\t') {
+        if raw == "\\N" {
+            out.push(None);
+        } else if !raw.contains('\\') {
+            out.push(Some(Cow::Borrowed(raw)));
+        } else {
+            let mut s = String::with_capacity(raw.len());
+            let mut chars = raw.chars();
+            while let Some(c) = chars.next() {
+                if c != '\\' {
+                    s.push(c);
+                    continue;
+                }
+                match chars.next() {
+                    Some('t') => s.push('\t'),
+                    Some('n') => s.push('\n'),
+                    Some('r') => s.push('\r'),
+                    Some('b') => s.push('\u{8}'),
+                    Some('f') => s.push('\u{c}'),
+                    Some('v') => s.push('\u{b}'),
+                    Some(other) => s.push(other),
+                    None => s.push('\\'),
+                }
+            }
+            out.push(Some(Cow::Owned(s)));
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Masks
+
+/// `99099999966` -> `990.999.999-66`; anything not 11 characters is returned as is.
+pub fn mask_cpf(cpf: &str) -> String {
+    if cpf.len() != 11 || !cpf.is_ascii() {
+        return cpf.to_string();
+    }
+    format!(
+        "{}.{}.{}-{}",
+        &cpf[0..3],
+        &cpf[3..6],
+        &cpf[6..9],
+        &cpf[9..11]
+    )
+}
+
+/// `79379491000850` -> `79.379.491/0008-50` (alphanumeric CNPJs alike).
+pub fn mask_cnpj(cnpj: &str) -> String {
+    if cnpj.len() != 14 || !cnpj.is_ascii() {
+        return cnpj.to_string();
+    }
+    format!(
+        "{}.{}.{}/{}-{}",
+        &cnpj[0..2],
+        &cnpj[2..5],
+        &cnpj[5..8],
+        &cnpj[8..12],
+        &cnpj[12..14]
+    )
+}
+
+// ---------------------------------------------------------------------------
+// Writers
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    #[error("xlsx writer: {0}")]
+    Xlsx(#[from] XlsxError),
+    #[error("output: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("row {row}: expected {expected} fields from the database, got {got}")]
+    Shape {
+        row: u64,
+        expected: usize,
+        got: usize,
+    },
+}
+
+/// What an encoder needs to know about each exported column.
+#[derive(Debug, Clone)]
+struct OutColumn {
+    header: String,
+    kind: ColumnType,
+    width: f64,
+}
+
+fn out_columns(dataset: &Dataset) -> Vec<OutColumn> {
+    let mut cols: Vec<OutColumn> = dataset
+        .columns
+        .iter()
+        .map(|c| OutColumn {
+            header: c.header.clone(),
+            kind: c.kind,
+            width: c.width.unwrap_or(14.0),
+        })
+        .collect();
+    cols.extend(dataset.validity_columns().map(|(_, _, header)| OutColumn {
+        header: header.to_string(),
+        kind: ColumnType::Boolean,
+        width: (header.chars().count() as f64 + 2.0).max(10.0),
+    }));
+    cols
+}
+
+/// A `YYYY-MM-DD` text as an Excel date.
+fn iso_date(s: &str) -> Option<ExcelDateTime> {
+    let b = s.as_bytes();
+    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<u16>().ok();
+    ExcelDateTime::from_ymd(num(0..4)?, num(5..7)? as u8, num(8..10)? as u8).ok()
+}
+
+/// Streams rows into a workbook of constant-memory worksheets.
+pub struct XlsxExport {
+    workbook: Workbook,
+    columns: Vec<OutColumn>,
+    sheet_name: String,
+    header: Format,
+    date: Format,
+    decimal: Format,
+    text: Format,
+    sheet_index: usize,
+    rows_in_sheet: u32,
+    rows: u64,
+    fields: usize,
+}
+
+impl XlsxExport {
+    /// `tmp_dir` holds the library's per-sheet temp files (about 300 MB per
+    /// million rows of user_purchase); `compression` is the zip level (1..=9).
+    pub fn new(dataset: &Dataset, tmp_dir: &Path, compression: u8) -> Result<Self, ExportError> {
+        let mut workbook = Workbook::new();
+        workbook.set_tempdir(tmp_dir)?;
+        workbook.set_zip_compression_level(compression.clamp(1, 9));
+        // Sheets of a billion cells pass 4 GiB uncompressed.
+        workbook.use_zip_large_file(true);
+        let columns = out_columns(dataset);
+        let mut export = XlsxExport {
+            workbook,
+            sheet_name: dataset
+                .sheet_name
+                .clone()
+                .unwrap_or_else(|| dataset.name.clone()),
+            fields: columns.len(),
+            columns,
+            header: Format::new()
+                .set_bold()
+                .set_align(FormatAlign::Center)
+                .set_background_color(0xD9E1F2),
+            date: Format::new().set_num_format("yyyy-mm-dd"),
+            decimal: Format::new().set_num_format("#,##0.00"),
+            text: Format::new().set_num_format("@"),
+            sheet_index: 0,
+            rows_in_sheet: 0,
+            rows: 0,
+        };
+        export.add_sheet()?;
+        Ok(export)
+    }
+
+    fn add_sheet(&mut self) -> Result<(), ExportError> {
+        let number = self.workbook.worksheets().len() + 1;
+        let name = if number == 1 {
+            self.sheet_name.clone()
+        } else {
+            format!("{} ({number})", self.sheet_name)
+        };
+        let sheet = self.workbook.add_worksheet_with_constant_memory()?;
+        sheet.set_name(truncate_sheet_name(&name))?;
+        for (i, c) in self.columns.iter().enumerate() {
+            let col = i as u16;
+            sheet.set_column_width(col, c.width)?;
+            sheet.write_string_with_format(0, col, &c.header, &self.header)?;
+        }
+        sheet.set_freeze_panes(1, 0)?;
+        self.sheet_index = number - 1;
+        self.rows_in_sheet = 0;
+        Ok(())
+    }
+
+    /// Writes one row of COPY text fields (stored columns, then validity flags).
+    pub fn write_row(
+        &mut self,
+        fields: &[Option<std::borrow::Cow<'_, str>>],
+    ) -> Result<(), ExportError> {
+        if fields.len() != self.fields {
+            return Err(ExportError::Shape {
+                row: self.rows + 1,
+                expected: self.fields,
+                got: fields.len(),
+            });
+        }
+        if self.rows_in_sheet == MAX_DATA_ROWS_PER_SHEET {
+            self.add_sheet()?;
+        }
+        let row = self.rows_in_sheet + 1;
+        // Field-by-field borrows: the sheet from the workbook, formats beside it.
+        let sheet = self.workbook.worksheet_from_index(self.sheet_index)?;
+        for (i, (field, col)) in fields.iter().zip(&self.columns).enumerate() {
+            let Some(v) = field else { continue };
+            let c = i as u16;
+            match col.kind {
+                ColumnType::Cpf => {
+                    sheet.write_string_with_format(row, c, mask_cpf(v), &self.text)?
+                }
+                ColumnType::Cnpj => {
+                    sheet.write_string_with_format(row, c, mask_cnpj(v), &self.text)?
+                }
+                ColumnType::Boolean => sheet.write_boolean(row, c, v == "t")?,
+                ColumnType::Date => match iso_date(v) {
+                    Some(d) => sheet.write_datetime_with_format(row, c, &d, &self.date)?,
+                    None => sheet.write_string(row, c, v.as_ref())?,
+                },
+                ColumnType::Decimal => match v.parse::<f64>() {
+                    Ok(n) => sheet.write_number_with_format(row, c, n, &self.decimal)?,
+                    Err(_) => sheet.write_string(row, c, v.as_ref())?,
+                },
+                ColumnType::Text => sheet.write_string(row, c, v.as_ref())?,
+            };
+        }
+        self.rows_in_sheet += 1;
+        self.rows += 1;
+        Ok(())
+    }
+
+    pub fn rows(&self) -> u64 {
+        self.rows
+    }
+
+    pub fn sheets(&self) -> usize {
+        self.sheet_index + 1
+    }
+
+    /// Zips the workbook into `out`. Compression happens here, as the bytes leave.
+    pub fn finish<W: Write + Send>(mut self, out: W) -> Result<(), ExportError> {
+        self.workbook.save_to_writer(out)?;
+        Ok(())
+    }
+}
+
+fn truncate_sheet_name(name: &str) -> String {
+    name.chars()
+        .filter(|c| !matches!(c, '[' | ']' | ':' | '*' | '?' | '/' | '\\'))
+        .take(31)
+        .collect()
+}
+
+/// Streams rows into CSV (UTF-8 with BOM, comma-separated, the same masks and
+/// headers as the xlsx).
+pub struct CsvExport<W: Write> {
+    out: csv::Writer<W>,
+    kinds: Vec<ColumnType>,
+    rows: u64,
+    record: Vec<String>,
+}
+
+/// A cell a spreadsheet would run as a formula gets a leading `'` (OWASP CSV
+/// injection); plain numbers, negative ones included, are left alone.
+pub fn neutralise_formula(value: &str) -> std::borrow::Cow<'_, str> {
+    let risky = value.starts_with(['=', '+', '-', '@', '\t', '\r', '|']);
+    if risky && value.parse::<f64>().is_err() {
+        std::borrow::Cow::Owned(format!("'{value}"))
+    } else {
+        std::borrow::Cow::Borrowed(value)
+    }
+}
+
+impl<W: Write> CsvExport<W> {
+    pub fn new(dataset: &Dataset, mut out: W) -> Result<Self, ExportError> {
+        out.write_all("\u{feff}".as_bytes())?;
+        let columns = out_columns(dataset);
+        let mut writer = csv::WriterBuilder::new().from_writer(out);
+        writer
+            .write_record(columns.iter().map(|c| c.header.as_str()))
+            .map_err(csv_io)?;
+        Ok(CsvExport {
+            out: writer,
+            kinds: columns.iter().map(|c| c.kind).collect(),
+            rows: 0,
+            record: Vec::new(),
+        })
+    }
+
+    pub fn write_row(
+        &mut self,
+        fields: &[Option<std::borrow::Cow<'_, str>>],
+    ) -> Result<(), ExportError> {
+        if fields.len() != self.kinds.len() {
+            return Err(ExportError::Shape {
+                row: self.rows + 1,
+                expected: self.kinds.len(),
+                got: fields.len(),
+            });
+        }
+        self.record.clear();
+        for (field, kind) in fields.iter().zip(&self.kinds) {
+            let cell = match (field, kind) {
+                (None, _) => String::new(),
+                (Some(v), ColumnType::Cpf) => mask_cpf(v),
+                (Some(v), ColumnType::Cnpj) => mask_cnpj(v),
+                (Some(v), ColumnType::Boolean) => if v == "t" { "1" } else { "0" }.to_string(),
+                (Some(v), _) => neutralise_formula(v).into_owned(),
+            };
+            self.record.push(cell);
+        }
+        self.out.write_record(&self.record).map_err(csv_io)?;
+        self.rows += 1;
+        Ok(())
+    }
+
+    pub fn rows(&self) -> u64 {
+        self.rows
+    }
+
+    pub fn finish(self) -> Result<W, ExportError> {
+        self.out
+            .into_inner()
+            .map_err(|e| ExportError::Io(std::io::Error::other(e.to_string())))
+    }
+}
+
+fn csv_io(e: csv::Error) -> ExportError {
+    ExportError::Io(std::io::Error::other(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Datasets;
+    use serde_json::json;
+    use std::borrow::Cow;
+
+    fn up() -> Dataset {
+        Datasets::builtin()
+            .unwrap()
+            .get("user_purchase")
+            .unwrap()
+            .clone()
+    }
+
+    #[test]
+    fn masks() {
+        assert_eq!(mask_cpf("99099999966"), "990.999.999-66");
+        assert_eq!(mask_cnpj("79379491000850"), "79.379.491/0008-50");
+        assert_eq!(mask_cnpj("12ABC34501DE35"), "12.ABC.345/01DE-35");
+        assert_eq!(mask_cpf("123"), "123");
+    }
+
+    #[test]
+    fn copy_lines_are_split_and_unescaped() {
+        let mut f = Vec::new();
+        split_copy_line("a\t\\N\tb\\tc\\\\d\t", &mut f);
+        assert_eq!(
+            f,
+            vec![
+                Some(Cow::Borrowed("a")),
+                None,
+                Some(Cow::Owned("b\tc\\d".to_string())),
+                Some(Cow::Borrowed(""))
+            ]
+        );
+    }
+
+    #[test]
+    fn filters_are_validated_against_the_dataset() {
+        let d = up();
+        let conds = parse_filter(
+            &d,
+            &json!({"private": true, "cpf_valido": false, "data_ultima_compra": {"from": "2020-01-01"}}),
+        )
+        .unwrap();
+        assert_eq!(conds.len(), 3);
+        assert!(conds.contains(&Condition::DateRange {
+            column: "data_ultima_compra".into(),
+            from: NaiveDate::from_ymd_opt(2020, 1, 1),
+            to: None
+        }));
+        let err = parse_filter(&d, &json!({"ticket_medio": 3})).unwrap_err();
+        assert!(err.0.contains("unknown filter `ticket_medio`"), "{err}");
+        assert!(
+            err.0.contains("data_ultima_compra"),
+            "lists the allowed ones: {err}"
+        );
+        assert!(parse_filter(&d, &json!({"private": "yes"})).is_err());
+        assert!(
+            parse_filter(&d, &json!({"data_ultima_compra": {"from": "2020-02-30"}}))
+                .unwrap_err()
+                .0
+                .contains("not a date")
+        );
+        assert!(
+            parse_filter(
+                &d,
+                &json!({"data_ultima_compra": {"from": "2021-01-01", "to": "2020-01-01"}})
+            )
+            .is_err()
+        );
+        assert!(parse_filter(&d, &json!([1])).is_err());
+        assert_eq!(parse_filter(&d, &serde_json::Value::Null).unwrap(), vec![]);
+    }
+
+    #[test]
+    fn formulas_are_neutralised_numbers_are_not() {
+        assert_eq!(neutralise_formula("=SUM(A1)"), "'=SUM(A1)");
+        assert_eq!(neutralise_formula("@cmd"), "'@cmd");
+        assert_eq!(neutralise_formula("-12.50"), "-12.50");
+        assert_eq!(neutralise_formula("-1+1"), "'-1+1");
+        assert_eq!(neutralise_formula("plain"), "plain");
+    }
+
+    fn row(line: &str) -> Vec<Option<Cow<'_, str>>> {
+        let mut f = Vec::new();
+        split_copy_line(line, &mut f);
+        f
+    }
+
+    #[test]
+    fn csv_export_writes_masks_flags_and_nulls() {
+        let d = up();
+        let mut csv = CsvExport::new(&d, Vec::new()).unwrap();
+        csv.write_row(&row(
+            "99099999966\tf\tt\t2013-05-22\t399.00\t-1.50\t79379491000850\t\\N\tf\tt\t\\N",
+        ))
+        .unwrap();
+        let text = String::from_utf8(csv.finish().unwrap()).unwrap();
+        let mut lines = text.lines();
+        assert!(
+            lines
+                .next()
+                .unwrap()
+                .starts_with("\u{feff}CPF,PRIVATE,INCOMPLETO,DATA DA ÚLTIMA COMPRA")
+        );
+        assert_eq!(
+            lines.next().unwrap(),
+            "990.999.999-66,0,1,2013-05-22,399.00,-1.50,79.379.491/0008-50,,0,1,"
+        );
+    }
+
+    #[test]
+    fn xlsx_export_rejects_rows_of_the_wrong_shape() {
+        let d = up();
+        let dir = std::env::temp_dir();
+        let mut x = XlsxExport::new(&d, &dir, 1).unwrap();
+        let err = x.write_row(&row("1\t2")).unwrap_err();
+        assert!(err.to_string().contains("expected 11 fields"), "{err}");
+    }
+}

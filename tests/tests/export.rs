@@ -1,0 +1,466 @@
+//! Exports against the real stack: Postgres -> export worker -> S3 multipart,
+//! read back with calamine and compared with the table cell for cell.
+
+use std::io::Cursor;
+use std::time::Duration;
+
+use aws_lambda_events::event::sqs::SqsEvent;
+use calamine::{Data, Reader, Xlsx};
+use reqwest::Method;
+use serde_json::{Value, json};
+use uuid::Uuid;
+use xlport_adapters::Deps;
+use xlport_adapters::postgres::{KeyId, NewJob, seed_user_purchase};
+use xlport_core::{JobKind, JobState};
+use xlport_tests::{Stack, deps_with_fresh_db};
+
+async fn new_export_job(deps: &Deps, format: &str, filter: Value) -> Uuid {
+    let (owner, _) = deps.db.create_api_key("export test").await.unwrap();
+    let id = Uuid::new_v4();
+    deps.db
+        .create_job(NewJob {
+            id,
+            owner: KeyId(owner.0),
+            kind: JobKind::Export,
+            dataset: "user_purchase".into(),
+            state: JobState::Queued,
+            format: Some(format.into()),
+            options: json!({ "filter": filter }),
+            filename: Some(format!("test-export.{format}")),
+            object_key: None,
+            declared_size: None,
+            upload_id: None,
+        })
+        .await
+        .unwrap();
+    id
+}
+
+fn message(job: Uuid) -> SqsEvent {
+    serde_json::from_value(json!({"Records": [{
+        "messageId": Uuid::new_v4().to_string(),
+        "body": json!({"job_id": job}).to_string(),
+        "eventSource": "aws:sqs",
+    }]}))
+    .unwrap()
+}
+
+async fn download(deps: &Deps, key: &str) -> Vec<u8> {
+    let obj = deps
+        .s3
+        .client
+        .get_object()
+        .bucket(&deps.config.bucket)
+        .key(key)
+        .send()
+        .await
+        .unwrap();
+    obj.body.collect().await.unwrap().into_bytes().to_vec()
+}
+
+#[derive(sqlx::FromRow)]
+struct TableRow {
+    cpf: String,
+    private: bool,
+    incompleto: bool,
+    data: Option<String>,
+    ticket_medio: Option<String>,
+    ticket_ultima: Option<String>,
+    loja_mais_frequente: Option<String>,
+    loja_ultima_compra: Option<String>,
+    cpf_valido: bool,
+    loja_mais_frequente_valida: Option<bool>,
+    loja_ultima_compra_valida: Option<bool>,
+}
+
+/// The table as the export should show it: masks, ISO dates, two decimals.
+async fn expected_rows(deps: &Deps, filter_sql: &str) -> Vec<Vec<String>> {
+    let rows: Vec<TableRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "select cpf, private, incompleto, to_char(data_ultima_compra, 'YYYY-MM-DD') as data, \
+         ticket_medio::text as ticket_medio, ticket_ultima_compra::text as ticket_ultima, \
+         loja_mais_frequente, loja_ultima_compra, cpf_valido, loja_mais_frequente_valida, \
+         loja_ultima_compra_valida from user_purchase {filter_sql} order by cpf"
+    )))
+    .fetch_all(&deps.db.pool)
+    .await
+    .unwrap();
+    let b = |v: bool| if v { "true" } else { "false" }.to_string();
+    let ob = |v: Option<bool>| v.map(b).unwrap_or_default();
+    let os = |v: Option<String>| v.unwrap_or_default();
+    let cnpj = |v: Option<String>| {
+        v.map(|c| xlport_core::export::mask_cnpj(&c))
+            .unwrap_or_default()
+    };
+    rows.into_iter()
+        .map(|r| {
+            vec![
+                xlport_core::export::mask_cpf(&r.cpf),
+                b(r.private),
+                b(r.incompleto),
+                os(r.data),
+                os(r.ticket_medio),
+                os(r.ticket_ultima),
+                cnpj(r.loja_mais_frequente),
+                cnpj(r.loja_ultima_compra),
+                b(r.cpf_valido),
+                ob(r.loja_mais_frequente_valida),
+                ob(r.loja_ultima_compra_valida),
+            ]
+        })
+        .collect()
+}
+
+/// A cell as text for comparison: dates as ISO, numbers with two decimals.
+fn cell_text(cell: &Data) -> String {
+    match cell {
+        Data::Empty => String::new(),
+        Data::String(s) => s.clone(),
+        Data::Bool(b) => b.to_string(),
+        Data::Float(f) => format!("{f:.2}"),
+        Data::Int(i) => format!("{i}.00"),
+        Data::DateTime(d) => {
+            let (y, m, day, ..) = d.to_ymd_hms_milli();
+            format!("{y:04}-{m:02}-{day:02}")
+        }
+        other => format!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn xlsx_export_matches_the_table_cell_for_cell() {
+    let (deps, _db) = deps_with_fresh_db().await;
+    seed_user_purchase(&deps.db.pool, 3_000, 42).await.unwrap();
+    let job = new_export_job(&deps, "xlsx", Value::Null).await;
+
+    let response = export_worker::handle_batch(&deps, message(job)).await;
+    assert!(response.batch_item_failures.is_empty());
+    let done = deps.db.job(job).await.unwrap().unwrap();
+    assert_eq!(done.state, JobState::Succeeded, "{:?}", done.error);
+    assert_eq!(done.counts["rows"], 3_000);
+    assert_eq!(done.counts["sheets"], 1);
+    let key = done.result_key.clone().unwrap();
+    assert_eq!(key, format!("exports/{job}/test-export.xlsx"));
+
+    let bytes = download(&deps, &key).await;
+    assert_eq!(done.counts["bytes"], bytes.len());
+    let mut book = Xlsx::new(Cursor::new(bytes)).unwrap();
+    let names = book.sheet_names();
+    assert_eq!(names, ["user_purchase"]);
+    let range = book.worksheet_range("user_purchase").unwrap();
+    let mut rows = range.rows();
+    let header: Vec<String> = rows.next().unwrap().iter().map(cell_text).collect();
+    assert_eq!(
+        header,
+        [
+            "CPF",
+            "PRIVATE",
+            "INCOMPLETO",
+            "DATA DA ÚLTIMA COMPRA",
+            "TICKET MÉDIO",
+            "TICKET DA ÚLTIMA COMPRA",
+            "LOJA MAIS FREQUÊNTE",
+            "LOJA DA ÚLTIMA COMPRA",
+            "CPF VÁLIDO",
+            "LOJA MAIS FREQUENTE VÁLIDA",
+            "LOJA DA ÚLTIMA COMPRA VÁLIDA"
+        ]
+    );
+    let got: Vec<Vec<String>> = rows
+        .map(|r| {
+            let mut v: Vec<String> = r.iter().map(cell_text).collect();
+            v.resize(11, String::new());
+            v
+        })
+        .collect();
+    let want = expected_rows(&deps, "").await;
+    assert_eq!(got.len(), want.len());
+    for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+        assert_eq!(g, w, "row {}", i + 2);
+    }
+    // Dates are real date cells and tickets real numbers, not text.
+    let data_row = range.rows().nth(1).unwrap();
+    let first_with_date = range
+        .rows()
+        .skip(1)
+        .find(|r| !matches!(r[3], Data::Empty))
+        .unwrap();
+    assert!(
+        matches!(first_with_date[3], Data::DateTime(_)),
+        "{:?}",
+        first_with_date[3]
+    );
+    assert!(
+        matches!(first_with_date[4], Data::Float(_)),
+        "{:?}",
+        first_with_date[4]
+    );
+    assert!(matches!(data_row[0], Data::String(_)));
+
+    // A duplicate message for the finished job is dropped, not re-exported.
+    let again = export_worker::handle_batch(&deps, message(job)).await;
+    assert!(again.batch_item_failures.is_empty());
+    let after = deps.db.job(job).await.unwrap().unwrap();
+    assert_eq!(after.attempts, 1);
+    assert_eq!(after.finished_at, done.finished_at);
+}
+
+#[tokio::test]
+async fn csv_export_with_a_filter() {
+    let (deps, _db) = deps_with_fresh_db().await;
+    seed_user_purchase(&deps.db.pool, 2_000, 7).await.unwrap();
+    let filter = json!({"private": false, "cpf_valido": true, "data_ultima_compra": {"from": "2015-01-01", "to": "2016-12-31"}});
+    let job = new_export_job(&deps, "csv", filter).await;
+    export_worker::handle_batch(&deps, message(job)).await;
+    let done = deps.db.job(job).await.unwrap().unwrap();
+    assert_eq!(done.state, JobState::Succeeded, "{:?}", done.error);
+
+    let text =
+        String::from_utf8(download(&deps, done.result_key.as_deref().unwrap()).await).unwrap();
+    let text = text.strip_prefix('\u{feff}').expect("UTF-8 BOM for Excel");
+    let mut lines = text.lines();
+    assert!(lines.next().unwrap().starts_with("CPF,PRIVATE,INCOMPLETO,"));
+    let got: Vec<Vec<String>> = lines
+        .map(|l| l.split(',').map(str::to_string).collect())
+        .collect();
+    let want: Vec<Vec<String>> = expected_rows(
+        &deps,
+        "where not private and cpf_valido and data_ultima_compra between '2015-01-01' and '2016-12-31'",
+    )
+    .await
+    .into_iter()
+    .map(|r| {
+        r.into_iter()
+            .map(|c| match c.as_str() {
+                "true" => "1".to_string(),
+                "false" => "0".to_string(),
+                _ => c,
+            })
+            .collect()
+    })
+    .collect();
+    assert!(
+        want.len() > 50,
+        "the filter should keep a fair share: {}",
+        want.len()
+    );
+    assert_eq!(got, want);
+    assert_eq!(done.counts["rows"], want.len());
+}
+
+/// A worker that died mid-export (lease lapsed, multipart upload left open):
+/// the redelivered message aborts the dead upload and writes one whole file.
+#[tokio::test]
+async fn a_crashed_export_is_taken_over_and_completed() {
+    let (deps, _db) = deps_with_fresh_db().await;
+    seed_user_purchase(&deps.db.pool, 500, 3).await.unwrap();
+    let job = new_export_job(&deps, "xlsx", Value::Null).await;
+    // The dead worker: claimed with a lease that has already run out, and an
+    // upload it never finished.
+    let claim = deps
+        .db
+        .claim_job(job, "dead-worker", Duration::from_secs(0))
+        .await
+        .unwrap();
+    assert!(matches!(
+        claim,
+        xlport_adapters::postgres::Claim::Claimed(_)
+    ));
+    let key = format!("exports/{job}/test-export.xlsx");
+    let dead = deps
+        .s3
+        .start_multipart(&key, "application/octet-stream", None)
+        .await
+        .unwrap();
+    deps.db
+        .set_upload(job, "dead-worker", &key, &dead.upload_id)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+
+    let response = export_worker::handle_batch(&deps, message(job)).await;
+    assert!(response.batch_item_failures.is_empty());
+    let done = deps.db.job(job).await.unwrap().unwrap();
+    assert_eq!(done.state, JobState::Succeeded, "{:?}", done.error);
+    assert_eq!(done.attempts, 2);
+    assert_eq!(done.counts["rows"], 500);
+    let parts = deps
+        .s3
+        .client
+        .list_parts()
+        .bucket(&deps.config.bucket)
+        .key(&key)
+        .upload_id(&dead.upload_id)
+        .send()
+        .await;
+    assert!(parts.is_err(), "the dead attempt's upload was aborted");
+    let bytes = download(&deps, &key).await;
+    let mut book = Xlsx::new(Cursor::new(bytes)).unwrap();
+    let range = book.worksheet_range("user_purchase").unwrap();
+    assert_eq!(range.height(), 501);
+}
+
+/// While a live worker holds the job, a duplicate message is sent back to the queue.
+#[tokio::test]
+async fn a_duplicate_message_waits_for_the_live_worker() {
+    let (deps, _db) = deps_with_fresh_db().await;
+    let job = new_export_job(&deps, "csv", Value::Null).await;
+    deps.db
+        .claim_job(job, "live-worker", Duration::from_secs(600))
+        .await
+        .unwrap();
+    let response = export_worker::handle_batch(&deps, message(job)).await;
+    assert_eq!(response.batch_item_failures.len(), 1);
+    let job = deps.db.job(job).await.unwrap().unwrap();
+    assert_eq!(job.state, JobState::Running);
+    assert_eq!(job.attempts, 1);
+}
+
+/// Through the API, the queue, the mapping and the function under cargo lambda
+/// watch; the presigned link downloads with curl as an attachment.
+#[tokio::test]
+async fn export_through_the_api_downloads_with_curl() {
+    let stack = Stack::connect().await;
+    let key = stack.new_key().await;
+    // Rows of a year no other test uses, so the filter sees only these.
+    let mut inserted = Vec::new();
+    for i in 0..40u32 {
+        let cpf = format!(
+            "{:011}",
+            90_000_000_000u64 + u64::from(rand_u32()) * 100 + u64::from(i)
+        );
+        sqlx::query(
+            "insert into user_purchase (cpf, private, incompleto, data_ultima_compra, ticket_medio, cpf_valido) \
+             values ($1, false, true, make_date(1999, 1 + $2 % 12, 1 + $2 % 28), 10.5, false) on conflict do nothing",
+        )
+        .bind(&cpf)
+        .bind(i as i32)
+        .execute(&stack.deps.db.pool)
+        .await
+        .unwrap();
+        inserted.push(cpf);
+    }
+    let (status, job) = stack
+        .call(
+            Method::POST,
+            "/exports",
+            Some(&key),
+            Some(json!({"dataset": "user_purchase", "format": "xlsx",
+                        "filter": {"data_ultima_compra": {"from": "1999-01-01", "to": "1999-12-31"}}})),
+        )
+        .await;
+    assert_eq!(status, 202, "{job}");
+    assert_eq!(job["state"], "queued");
+    let id = job["id"].as_str().unwrap();
+    let job = stack
+        .wait_job(&key, id, Duration::from_secs(120), |j| {
+            j["state"] == "succeeded" || j["state"] == "failed"
+        })
+        .await;
+    assert_eq!(job["state"], "succeeded", "{job}");
+    let expected: i64 = sqlx::query_scalar(
+        "select count(*) from user_purchase where data_ultima_compra between '1999-01-01' and '1999-12-31'",
+    )
+    .fetch_one(&stack.deps.db.pool)
+    .await
+    .unwrap();
+    assert_eq!(job["counts"]["rows"], expected);
+    let url = job["download_url"].as_str().expect("download_url");
+
+    let dir = std::env::temp_dir().join(format!("xlport-dl-{}", Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = std::process::Command::new("curl")
+        .args(["-sS", "--fail", "-O", "-J", "-D", "-", url])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let headers = String::from_utf8_lossy(&out.stdout).to_lowercase();
+    assert!(
+        headers.contains("content-disposition: attachment; filename=\"user_purchase-"),
+        "{headers}"
+    );
+    let files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(files.len(), 1);
+    assert!(files[0].to_string_lossy().ends_with(".xlsx"));
+    let mut book: Xlsx<_> = calamine::open_workbook(&files[0]).unwrap();
+    let range = book.worksheet_range("user_purchase").unwrap();
+    assert_eq!(range.height() as i64, expected + 1);
+    std::fs::remove_dir_all(dir).ok();
+}
+
+fn rand_u32() -> u32 {
+    Uuid::new_v4().as_u128() as u32 % 1_000_000
+}
+
+#[tokio::test]
+async fn bad_export_requests_get_a_clear_400() {
+    let stack = Stack::connect().await;
+    let key = stack.new_key().await;
+    let cases = [
+        (json!({"dataset": "orders"}), "unknown dataset `orders`"),
+        (
+            json!({"dataset": "user_purchase", "format": "pdf"}),
+            "unknown format `pdf`",
+        ),
+        (
+            json!({"dataset": "user_purchase", "filter": {"ticket_medio": 1}}),
+            "unknown filter `ticket_medio`",
+        ),
+        (
+            json!({"dataset": "user_purchase", "filter": {"private": "yes"}}),
+            "true or false",
+        ),
+        (
+            json!({"dataset": "user_purchase", "filter": {"data_ultima_compra": {"from": "2020-13-01"}}}),
+            "not a date",
+        ),
+        (
+            json!({"dataset": "user_purchase", "colour": "red"}),
+            "unknown field `colour`",
+        ),
+    ];
+    for (body, needle) in cases {
+        let (status, resp) = stack
+            .call(Method::POST, "/exports", Some(&key), Some(body.clone()))
+            .await;
+        assert_eq!(status, 400, "{body} -> {resp}");
+        assert!(
+            resp["error"].as_str().unwrap().contains(needle),
+            "{body} -> {resp}"
+        );
+    }
+}
+
+/// Over Excel's 1,048,576 rows: a second sheet, every row once. Slow (about a
+/// minute in a debug build), so `cargo nextest run --run-ignored only` or
+/// the export benchmark runs it.
+#[tokio::test]
+#[ignore]
+async fn more_rows_than_a_sheet_holds_spill_into_a_second_sheet() {
+    let (deps, _db) = deps_with_fresh_db().await;
+    let total = 1_048_575 + 1_000;
+    seed_user_purchase(&deps.db.pool, total, 11).await.unwrap();
+    let job = new_export_job(&deps, "xlsx", Value::Null).await;
+    export_worker::handle_batch(&deps, message(job)).await;
+    let done = deps.db.job(job).await.unwrap().unwrap();
+    assert_eq!(done.state, JobState::Succeeded, "{:?}", done.error);
+    assert_eq!(done.counts["sheets"], 2);
+    let bytes = download(&deps, done.result_key.as_deref().unwrap()).await;
+    let mut book = Xlsx::new(Cursor::new(bytes)).unwrap();
+    assert_eq!(book.sheet_names(), ["user_purchase", "user_purchase (2)"]);
+    let mut seen = std::collections::HashSet::new();
+    for name in book.sheet_names() {
+        let range = book.worksheet_range(&name).unwrap();
+        for row in range.rows().skip(1) {
+            assert!(seen.insert(cell_text(&row[0])), "duplicate row");
+        }
+    }
+    assert_eq!(seen.len() as u64, total);
+}
