@@ -5,6 +5,7 @@
 pub mod apikey;
 pub mod cells;
 pub mod dataset;
+pub mod decode;
 pub mod export;
 pub mod job;
 pub mod message;

@@ -1,0 +1,1 @@
+//! File decoding for imports (being written).
