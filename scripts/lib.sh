@@ -187,5 +187,8 @@ XLPORT_IMPORTS_QUEUE_URL=$LOCALSTACK_URL/queue/$AWS_REGION/000000000000/${prefix
 XLPORT_EXPORTS_QUEUE_URL=$LOCALSTACK_URL/queue/$AWS_REGION/000000000000/${prefix}exports
 XLPORT_TMP_DIR=$XLPORT_HOME/tmp
 EOF
+  # Extra KEY=VALUE words for one stack, e.g. the tests' small multipart threshold.
+  local kv
+  for kv in ${XLPORT_EXTRA_ENV:-}; do echo "$kv" >> "$file"; done
   mkdir -p "$XLPORT_HOME/tmp"
 }

@@ -39,7 +39,7 @@ stack_start() {
     "$XLPORT_ROOT/target/debug/xlport-local-esm" \
       --invoke-endpoint "http://127.0.0.1:$port" \
       --map "${prefix}imports=import-worker" --map "${prefix}exports=export-worker" \
-      --max-concurrency "${XLPORT_ESM_CONCURRENCY:-4}")
+      --batch-size 1 --max-concurrency "${XLPORT_ESM_CONCURRENCY:-8}")
   sleep 1
   pid_alive "$name-esm" || { tail -n 20 "$esm_log" >&2; die "the event-source mapping exited"; }
 }

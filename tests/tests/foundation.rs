@@ -114,7 +114,10 @@ async fn bad_import_requests_get_a_clear_400() {
 async fn curl_upload_reaches_the_import_worker_through_s3_sqs_and_the_mapping() {
     let stack = Stack::connect().await;
     let key = stack.new_key().await;
-    let content = b"CPF PRIVATE INCOMPLETO\n".repeat(7);
+    let content = "CPF   PRIVATE  INCOMPLETO  DATA DA ÚLTIMA COMPRA  TICKET MÉDIO  TICKET DA ÚLTIMA COMPRA  LOJA MAIS FREQUÊNTE  LOJA DA ÚLTIMA COMPRA\n\
+                   041.091.641-25  0  0  NULL  NULL  NULL  NULL  NULL\n"
+        .as_bytes()
+        .to_vec();
     let dir = std::env::temp_dir().join(format!("xlport-e2e-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("compras de março.txt");
@@ -145,7 +148,13 @@ async fn curl_upload_reaches_the_import_worker_through_s3_sqs_and_the_mapping() 
     assert_eq!(job["object"]["size"], content.len());
     assert_eq!(job["object"]["etag"], md5_hex(&content).as_str());
     assert_ne!(job["state"], "awaiting_upload");
-    assert_ne!(job["state"], "failed", "{job}");
+    let job = stack
+        .wait_job(&key, &id, Duration::from_secs(60), |j| {
+            j["state"] == "succeeded" || j["state"] == "failed"
+        })
+        .await;
+    assert_eq!(job["state"], "succeeded", "{job}");
+    assert_eq!(job["counts"]["rows_read"], 1);
     std::fs::remove_dir_all(dir).ok();
 }
 

@@ -3,10 +3,12 @@
 
 pub mod aws;
 pub mod config;
+pub mod imports;
 pub mod postgres;
 pub mod s3;
 pub mod sqs;
 pub mod telemetry;
+pub mod worker;
 
 pub use config::Config;
 

@@ -382,8 +382,9 @@ impl PgStore {
         bytes: i64,
     ) -> Result<bool, DbError> {
         let done = sqlx::query(
-            "update jobs set rows_done = $3, bytes_done = $4, lease_until = now() + make_interval(secs => $5), \
-             updated_at = now() where id = $1 and lease_owner = $2 and state = 'running'",
+            "update jobs set rows_done = greatest(rows_done, $3), bytes_done = greatest(bytes_done, $4), \
+             lease_until = now() + make_interval(secs => $5), updated_at = now() \
+             where id = $1 and lease_owner = $2 and state = 'running'",
         )
         .bind(id)
         .bind(worker)
@@ -518,4 +519,19 @@ pub async fn seed_user_purchase(pool: &PgPool, rows: u64, seed: u64) -> Result<u
     }
     copy.send(buf.as_bytes()).await?;
     Ok(copy.finish().await?)
+}
+
+impl PgStore {
+    /// Cancels an import still waiting for its upload. False if it had moved on.
+    pub async fn cancel_upload(&self, id: Uuid, owner: KeyId) -> Result<bool, DbError> {
+        let done = sqlx::query(
+            "update jobs set state = 'cancelled', finished_at = now(), updated_at = now() \
+             where id = $1 and owner_key_id = $2 and state = 'awaiting_upload'",
+        )
+        .bind(id)
+        .bind(owner.0)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
 }

@@ -195,6 +195,77 @@ impl S3Store {
         })
     }
 
+    /// An upload started earlier (by a client, or a dead attempt).
+    pub fn multipart(&self, key: &str, upload_id: &str) -> MultipartUpload {
+        MultipartUpload {
+            client: self.client.clone(),
+            bucket: self.bucket.clone(),
+            key: key.to_string(),
+            upload_id: upload_id.to_string(),
+        }
+    }
+
+    /// A presigned PUT for one part of a client's multipart upload.
+    pub async fn presign_upload_part(
+        &self,
+        key: &str,
+        upload_id: &str,
+        part_number: i32,
+        expires: Duration,
+    ) -> Result<String, StoreError> {
+        let p = self
+            .client
+            .upload_part()
+            .bucket(&self.bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .part_number(part_number)
+            .presigned(presign_config(expires)?)
+            .await
+            .map_err(other)?;
+        Ok(p.uri().to_string())
+    }
+
+    /// The parts already in a multipart upload: (number, etag, size).
+    pub async fn list_parts(
+        &self,
+        key: &str,
+        upload_id: &str,
+    ) -> Result<Vec<(i32, String, i64)>, StoreError> {
+        let mut out = Vec::new();
+        let mut marker: Option<String> = None;
+        loop {
+            let page = self
+                .client
+                .list_parts()
+                .bucket(&self.bucket)
+                .key(key)
+                .upload_id(upload_id)
+                .set_part_number_marker(marker.clone())
+                .send()
+                .await
+                .map_err(|e| {
+                    if e.raw_response().is_some_and(|r| r.status().as_u16() == 404) {
+                        StoreError::NotFound(format!("multipart upload of {key}"))
+                    } else {
+                        other(e)
+                    }
+                })?;
+            for p in page.parts() {
+                out.push((
+                    p.part_number().unwrap_or(0),
+                    p.e_tag().unwrap_or_default().trim_matches('"').to_string(),
+                    p.size().unwrap_or(0),
+                ));
+            }
+            if page.is_truncated() == Some(true) {
+                marker = page.next_part_number_marker().map(str::to_string);
+            } else {
+                return Ok(out);
+            }
+        }
+    }
+
     /// Aborts a multipart upload by id (a previous, dead attempt's).
     pub async fn abort_multipart(&self, key: &str, upload_id: &str) -> Result<(), StoreError> {
         match self
@@ -210,6 +281,55 @@ impl S3Store {
             Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_upload()) => Ok(()),
             Err(e) => Err(other(e)),
         }
+    }
+}
+
+impl S3Store {
+    /// Streams an object into a local file (the worker's spool); returns its
+    /// size. `on_progress` sees the bytes written so far. Memory stays at one
+    /// chunk whatever the object's size.
+    pub async fn download_to(
+        &self,
+        key: &str,
+        path: &std::path::Path,
+        mut on_progress: impl FnMut(u64),
+    ) -> Result<u64, StoreError> {
+        use tokio::io::AsyncWriteExt;
+        let out = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| {
+                if e.as_service_error().is_some_and(|s| s.is_no_such_key()) {
+                    StoreError::NotFound(key.to_string())
+                } else {
+                    other(e)
+                }
+            })?;
+        let mut body = out.body;
+        let file = tokio::fs::File::create(path)
+            .await
+            .map_err(|e| StoreError::Other(format!("creating {}: {e}", path.display())))?;
+        let mut file = tokio::io::BufWriter::with_capacity(1 << 20, file);
+        let mut total = 0u64;
+        while let Some(chunk) = body
+            .try_next()
+            .await
+            .map_err(|e| StoreError::Other(format!("reading s3://{}/{key}: {e}", self.bucket)))?
+        {
+            file.write_all(&chunk)
+                .await
+                .map_err(|e| StoreError::Other(format!("writing {}: {e}", path.display())))?;
+            total += chunk.len() as u64;
+            on_progress(total);
+        }
+        file.flush()
+            .await
+            .map_err(|e| StoreError::Other(format!("writing {}: {e}", path.display())))?;
+        Ok(total)
     }
 }
 
@@ -243,6 +363,20 @@ impl MultipartUpload {
                 Err(e) => return Err(other(e)),
             }
         }
+    }
+
+    /// Completes the upload from the client's list of (part number, etag).
+    pub async fn complete_with(&self, parts: &[(i32, String)]) -> Result<(), StoreError> {
+        let parts = parts
+            .iter()
+            .map(|(n, etag)| {
+                CompletedPart::builder()
+                    .part_number(*n)
+                    .e_tag(format!("\"{}\"", etag.trim_matches('"')))
+                    .build()
+            })
+            .collect();
+        self.complete(parts).await
     }
 
     pub async fn complete(&self, mut parts: Vec<CompletedPart>) -> Result<(), StoreError> {

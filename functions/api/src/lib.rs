@@ -22,6 +22,9 @@ use xlport_core::{JobKind, JobState};
 
 pub use error::ApiError;
 
+/// The browser page: export button, chunked parallel upload, jobs list.
+const PAGE: &str = include_str!("page.html");
+
 pub fn json_response(status: u16, value: &Value) -> Response<Body> {
     let mut resp = Response::new(Body::Text(value.to_string()));
     *resp.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
@@ -65,6 +68,15 @@ impl App {
 
     async fn route(&self, method: &Method, path: &str, req: Request) -> ApiResult {
         let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+        if segments.is_empty() && *method == Method::GET {
+            // The browser page asks for the API key itself.
+            let mut resp = Response::new(Body::Text(PAGE.to_string()));
+            resp.headers_mut().insert(
+                "content-type",
+                lambda_http::http::HeaderValue::from_static("text/html; charset=utf-8"),
+            );
+            return Ok(resp);
+        }
         if segments.as_slice() == ["health"] {
             return match *method {
                 Method::GET => Ok(self.health().await),
@@ -78,9 +90,20 @@ impl App {
             (Method::GET, ["jobs", id]) => self.get_job(owner, id).await,
             (Method::POST, ["imports"]) => self.create_import(owner, &req).await,
             (Method::POST, ["exports"]) => self.create_export(owner, &req).await,
-            (_, ["datasets"] | ["jobs"] | ["jobs", _] | ["imports"] | ["exports"]) => {
-                Err(ApiError::MethodNotAllowed(method.to_string()))
+            (Method::POST, ["imports", id, "parts"]) => self.upload_parts(owner, id, &req).await,
+            (Method::POST, ["imports", id, "complete"]) => {
+                self.complete_upload(owner, id, &req).await
             }
+            (Method::POST, ["imports", id, "abort"]) => self.abort_upload(owner, id).await,
+            (
+                _,
+                ["datasets"]
+                | ["jobs"]
+                | ["jobs", _]
+                | ["imports"]
+                | ["exports"]
+                | ["imports", _, "parts" | "complete" | "abort"],
+            ) => Err(ApiError::MethodNotAllowed(method.to_string())),
             _ => Err(ApiError::NotFound(format!("route {method} {path}"))),
         }
     }
@@ -208,11 +231,46 @@ impl App {
         }
         let id = Uuid::new_v4();
         let key = keys::import(id, &body.filename);
-        let upload = self
-            .deps
-            .s3
-            .presign_put(&key, self.deps.config.upload_url_ttl)
-            .await?;
+        let config = &self.deps.config;
+        let multipart = body.size >= config.multipart_threshold_bytes;
+        let (upload, upload_id) = if multipart {
+            let mp = self
+                .deps
+                .s3
+                .start_multipart(&key, "application/octet-stream", None)
+                .await?;
+            let plan = part_plan(body.size, config.multipart_part_bytes);
+            let urls = self.part_urls(&key, &mp.upload_id, 1..=plan.count).await?;
+            (
+                json!({
+                    "type": "multipart",
+                    "part_size": plan.size,
+                    "part_count": plan.count,
+                    "parts": urls,
+                    "complete_url": format!("/imports/{id}/complete"),
+                    "more_parts_url": format!("/imports/{id}/parts"),
+                    "abort_url": format!("/imports/{id}/abort"),
+                    "expires_in": config.upload_url_ttl.as_secs(),
+                }),
+                Some(mp.upload_id),
+            )
+        } else {
+            let put = self
+                .deps
+                .s3
+                .presign_put(&key, config.upload_url_ttl)
+                .await?;
+            (
+                json!({
+                    "type": "single",
+                    "method": put.method,
+                    "url": put.url,
+                    "headers": put.headers.into_iter().map(|(k, v)| (k, Value::String(v))).collect::<serde_json::Map<String, Value>>(),
+                    "expires_in": config.upload_url_ttl.as_secs(),
+                }),
+                None,
+            )
+        };
         let job = self
             .deps
             .db
@@ -227,16 +285,11 @@ impl App {
                 filename: Some(body.filename),
                 object_key: Some(key),
                 declared_size: i64::try_from(body.size).ok(),
-                upload_id: None,
+                upload_id,
             })
             .await?;
         let mut view = views::job(&job, &self.deps, false).await?;
-        view["upload"] = json!({
-            "method": upload.method,
-            "url": upload.url,
-            "headers": upload.headers.into_iter().map(|(k, v)| (k, Value::String(v))).collect::<serde_json::Map<String, Value>>(),
-            "expires_in": self.deps.config.upload_url_ttl.as_secs(),
-        });
+        view["upload"] = upload;
         Ok(json_response(201, &view))
     }
 }
@@ -306,6 +359,169 @@ impl App {
         }
         Ok(json_response(
             202,
+            &views::job(&job, &self.deps, false).await?,
+        ))
+    }
+}
+
+/// How a file of `size` bytes is cut into parts: at least `min_part` bytes
+/// each (S3's minimum is 5 MiB) and at most 10,000 parts (S3's maximum).
+pub struct PartPlan {
+    pub size: u64,
+    pub count: i32,
+}
+
+pub fn part_plan(size: u64, min_part: u64) -> PartPlan {
+    const MIB: u64 = 1024 * 1024;
+    let needed = size.div_ceil(10_000).div_ceil(MIB) * MIB;
+    let part = min_part.max(needed).max(5 * MIB);
+    PartPlan {
+        size: part,
+        count: size.div_ceil(part).max(1) as i32,
+    }
+}
+
+impl App {
+    async fn part_urls(
+        &self,
+        key: &str,
+        upload_id: &str,
+        numbers: impl IntoIterator<Item = i32>,
+    ) -> Result<Vec<Value>, ApiError> {
+        let ttl = self.deps.config.upload_url_ttl;
+        let mut urls = Vec::new();
+        for n in numbers {
+            let url = self
+                .deps
+                .s3
+                .presign_upload_part(key, upload_id, n, ttl)
+                .await?;
+            urls.push(json!({"part_number": n, "url": url}));
+        }
+        Ok(urls)
+    }
+
+    /// An import of this owner that is still waiting for its multipart upload.
+    async fn pending_multipart(
+        &self,
+        owner: KeyId,
+        id: &str,
+    ) -> Result<(xlport_core::job::Job, String, String), ApiError> {
+        let not_found = || ApiError::NotFound(format!("import {id}"));
+        let id = Uuid::parse_str(id).map_err(|_| not_found())?;
+        let job = self
+            .deps
+            .db
+            .job_for_owner(owner, id)
+            .await?
+            .filter(|j| j.kind == JobKind::Import)
+            .ok_or_else(not_found)?;
+        if job.state != JobState::AwaitingUpload {
+            return Err(ApiError::Conflict(format!(
+                "import {id} is {}; its upload can no longer change",
+                job.state
+            )));
+        }
+        let (Some(key), Some(upload_id)) = (job.object_key.clone(), job.upload_id.clone()) else {
+            return Err(ApiError::Conflict(format!(
+                "import {id} uses a single PUT, not a multipart upload"
+            )));
+        };
+        Ok((job, key, upload_id))
+    }
+
+    /// Fresh URLs for the parts asked for (all by default) and the parts
+    /// S3 already has, so an interrupted upload resumes where it stopped.
+    async fn upload_parts(&self, owner: KeyId, id: &str, req: &Request) -> ApiResult {
+        #[derive(Deserialize, Default)]
+        #[serde(deny_unknown_fields)]
+        struct MoreParts {
+            #[serde(default)]
+            part_numbers: Option<Vec<i32>>,
+        }
+        let body: MoreParts = if matches!(req.body(), Body::Empty) {
+            MoreParts::default()
+        } else {
+            parse_json(req)?
+        };
+        let (job, key, upload_id) = self.pending_multipart(owner, id).await?;
+        let plan = part_plan(
+            job.declared_size.unwrap_or(0).max(0) as u64,
+            self.deps.config.multipart_part_bytes,
+        );
+        let numbers = body
+            .part_numbers
+            .unwrap_or_else(|| (1..=plan.count).collect());
+        if let Some(bad) = numbers.iter().find(|n| **n < 1 || **n > plan.count) {
+            return Err(ApiError::BadRequest(format!(
+                "part {bad} does not exist: this upload has parts 1 to {}",
+                plan.count
+            )));
+        }
+        let uploaded = self.deps.s3.list_parts(&key, &upload_id).await?;
+        let urls = self.part_urls(&key, &upload_id, numbers).await?;
+        Ok(json_response(
+            200,
+            &json!({
+                "part_size": plan.size,
+                "part_count": plan.count,
+                "parts": urls,
+                "uploaded": uploaded.into_iter().map(|(n, etag, size)| json!({"part_number": n, "etag": etag, "size": size})).collect::<Vec<_>>(),
+            }),
+        ))
+    }
+
+    async fn complete_upload(&self, owner: KeyId, id: &str, req: &Request) -> ApiResult {
+        #[derive(Deserialize)]
+        struct PartRef {
+            part_number: i32,
+            etag: String,
+        }
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Complete {
+            parts: Vec<PartRef>,
+        }
+        let body: Complete = parse_json(req)?;
+        let (job, key, upload_id) = self.pending_multipart(owner, id).await?;
+        if body.parts.is_empty() {
+            return Err(ApiError::BadRequest(
+                "`parts` must list every uploaded part".into(),
+            ));
+        }
+        let parts: Vec<(i32, String)> = body
+            .parts
+            .into_iter()
+            .map(|p| (p.part_number, p.etag))
+            .collect();
+        self.deps
+            .s3
+            .multipart(&key, &upload_id)
+            .complete_with(&parts)
+            .await
+            .map_err(|e| {
+                ApiError::BadRequest(format!(
+                    "S3 refused to complete the upload (are all parts uploaded, with the ETags S3 returned?): {e}"
+                ))
+            })?;
+        Ok(json_response(
+            200,
+            &views::job(&job, &self.deps, false).await?,
+        ))
+    }
+
+    async fn abort_upload(&self, owner: KeyId, id: &str) -> ApiResult {
+        let (job, key, upload_id) = self.pending_multipart(owner, id).await?;
+        self.deps.s3.multipart(&key, &upload_id).abort().await?;
+        self.deps.db.cancel_upload(job.id, owner).await?;
+        let job = self
+            .deps
+            .db
+            .job_for_owner(owner, job.id)
+            .await?
+            .unwrap_or(job);
+        Ok(json_response(
+            200,
             &views::job(&job, &self.deps, false).await?,
         ))
     }

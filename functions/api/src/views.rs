@@ -59,6 +59,10 @@ pub async fn job(job: &Job, deps: &Deps, with_links: bool) -> Result<Value, ApiE
         "finished_at": job.finished_at,
         "status_url": format!("/jobs/{}", job.id),
     });
+    if with_links && job.kind == JobKind::Import {
+        v["parts"] = serde_json::to_value(deps.db.job_parts(job.id).await?)
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
+    }
     if !with_links || job.state != JobState::Succeeded {
         return Ok(v);
     }

@@ -7,6 +7,7 @@ pub mod cells;
 pub mod dataset;
 pub mod decode;
 pub mod export;
+pub mod import;
 pub mod job;
 pub mod message;
 pub mod ports;

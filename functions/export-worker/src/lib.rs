@@ -11,7 +11,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{Context, anyhow, bail};
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
@@ -22,6 +22,7 @@ use sqlx::postgres::PgPoolCopyExt;
 use xlport_adapters::Deps;
 use xlport_adapters::postgres::{Claim, export_copy_sql};
 use xlport_adapters::s3::{MultipartUpload, PartWriter, attachment_disposition};
+use xlport_adapters::worker::{Progress, ScratchDir, spawn_heartbeat, worker_id};
 use xlport_core::Dataset;
 use xlport_core::export::{CsvExport, ExportFormat, XlsxExport, parse_filter, split_copy_line};
 use xlport_core::job::{Job, keys};
@@ -46,19 +47,11 @@ pub async fn handle_batch(deps: &Deps, event: SqsEvent) -> SqsBatchResponse {
     response
 }
 
-fn worker_id() -> String {
-    format!(
-        "export-worker/{}/{}",
-        std::process::id(),
-        uuid::Uuid::new_v4().simple()
-    )
-}
-
 async fn handle_record(deps: &Deps, record: &SqsMessage) -> anyhow::Result<()> {
     let body = record.body.as_deref().unwrap_or_default();
     let request: ExportRequested =
         serde_json::from_str(body).with_context(|| format!("not an export request: {body}"))?;
-    let worker = worker_id();
+    let worker = worker_id("export-worker");
     let job = match deps
         .db
         .claim_job(request.job_id, &worker, deps.config.job_lease)
@@ -135,14 +128,9 @@ async fn run_export(deps: &Deps, job: &Job, worker: &str) -> anyhow::Result<()> 
         .set_upload(job.id, worker, &key, &upload.upload_id)
         .await?;
 
-    let rows = Arc::new(AtomicU64::new(0));
-    let heartbeat = tokio::spawn(heartbeat(
-        deps.clone(),
-        job.id,
-        worker.to_string(),
-        rows.clone(),
-    ));
-    let result = stream_rows(deps, &dataset, &conditions, format, &upload, rows.clone()).await;
+    let progress = Progress::default();
+    let heartbeat = spawn_heartbeat(deps, job.id, worker, progress.clone());
+    let result = stream_rows(deps, &dataset, &conditions, format, &upload, progress.rows).await;
     heartbeat.abort();
 
     let (total_rows, sheets, bytes) = match result {
@@ -173,41 +161,6 @@ async fn run_export(deps: &Deps, job: &Job, worker: &str) -> anyhow::Result<()> 
     Ok(())
 }
 
-/// Reports progress (and renews the lease) about once a second.
-async fn heartbeat(deps: Deps, id: uuid::Uuid, worker: String, rows: Arc<AtomicU64>) {
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        let n = rows.load(Ordering::Relaxed) as i64;
-        match deps
-            .db
-            .heartbeat(id, &worker, deps.config.job_lease, n, 0)
-            .await
-        {
-            Ok(true) => {}
-            Ok(false) => {
-                tracing::warn!(job_id = %id, "lost the job's lease");
-                return;
-            }
-            Err(e) => tracing::warn!(job_id = %id, error = %e, "progress update failed"),
-        }
-    }
-}
-
-/// Removes the export's scratch directory however the export ends.
-struct ScratchDir(std::path::PathBuf);
-
-impl Drop for ScratchDir {
-    fn drop(&mut self) {
-        if let Err(e) = std::fs::remove_dir_all(&self.0)
-            && e.kind() != std::io::ErrorKind::NotFound
-        {
-            tracing::warn!(dir = %self.0.display(), error = %e, "could not remove scratch dir");
-        }
-    }
-}
-
 /// The three overlapping stages. Returns (rows, sheets, bytes uploaded).
 async fn stream_rows(
     deps: &Deps,
@@ -217,13 +170,7 @@ async fn stream_rows(
     upload: &MultipartUpload,
     progress: Arc<AtomicU64>,
 ) -> anyhow::Result<(u64, usize, u64)> {
-    let scratch = ScratchDir(
-        deps.config
-            .tmp_dir
-            .join(format!("xlport-export-{}", uuid::Uuid::new_v4().simple())),
-    );
-    std::fs::create_dir_all(&scratch.0)
-        .with_context(|| format!("creating scratch dir {}", scratch.0.display()))?;
+    let scratch = ScratchDir::create(deps, "export").context("creating the scratch dir")?;
 
     let (part_writer, uploads) = upload.writer(PART_BYTES, PARTS_IN_FLIGHT);
     let (chunk_tx, chunk_rx) = tokio::sync::mpsc::channel::<Bytes>(32);

@@ -1,13 +1,35 @@
 //! The import worker: receives S3 object-created notifications through the
-//! `imports` queue, matches each object to its job and processes it.
-//! Failures are reported per record (SQS partial batch response), so one bad
-//! message never sends its neighbours back to the queue.
+//! `imports` queue, matches each object to its job, and loads the file.
+//!
+//! The object is spooled to the temp dir (one chunk in memory at a time),
+//! checked (format, header, limits) before anything is written, then parsed
+//! on a blocking thread into parts of N rows while an async loader commits
+//! each part: COPY into staging, merge per conflict policy, counts and
+//! rejected rows in the same transaction. A redelivered message resumes
+//! after the last committed part. Failures are reported per record (SQS
+//! partial batch response), so one bad message never sends its neighbours
+//! back to the queue.
 
+mod report;
+
+use std::sync::atomic::Ordering;
+
+use anyhow::{Context, anyhow, bail};
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
+use serde_json::json;
 use xlport_adapters::Deps;
-use xlport_adapters::postgres::UploadOutcome;
-use xlport_core::job::keys;
+use xlport_adapters::imports::{merge_part, record_part};
+use xlport_adapters::postgres::{Claim, UploadOutcome};
+use xlport_adapters::worker::{Progress, ScratchDir, spawn_heartbeat, worker_id};
+use xlport_core::JobState;
+use xlport_core::decode::{self, DecodeError, Limits};
+use xlport_core::import::{ConflictPolicy, ImportCounts, Part, PartBuilder};
+use xlport_core::job::{Job, keys};
 use xlport_core::message::{ImportNotification, ObjectCreated, parse_import_notification};
+use xlport_core::ports::StoreError;
+
+/// Attempts before a failing import is marked failed.
+const MAX_ATTEMPTS: i32 = 3;
 
 /// Handles one SQS batch and reports the records to retry.
 pub async fn handle_batch(deps: &Deps, event: SqsEvent) -> SqsBatchResponse {
@@ -48,36 +70,301 @@ async fn handle_object(deps: &Deps, object: &ObjectCreated) -> anyhow::Result<()
         return Ok(());
     };
     let size = i64::try_from(object.size)?;
-    match deps
+    let job = match deps
         .db
         .record_upload(job_id, &object.key, size, &object.etag)
         .await?
     {
         UploadOutcome::UnknownKey => {
             tracing::warn!(%job_id, key = %object.key, "no import job waits for this object; ignored");
+            return Ok(());
         }
         UploadOutcome::AlreadyRecorded(job) => {
             tracing::info!(%job_id, state = %job.state, etag = %object.etag, "object already recorded (redelivery)");
+            job
         }
         UploadOutcome::Queued(job) => {
-            tracing::info!(
-                %job_id,
-                bucket = %object.bucket,
-                key = %object.key,
-                size = object.size,
-                etag = %object.etag,
-                "import object received"
-            );
-            if let Some(declared) = job.declared_size
-                && declared != size
-            {
-                let reason = format!(
-                    "the uploaded file is {size} bytes but the import was created for {declared} bytes; \
-                     create a new import with the file's real size"
-                );
-                deps.db.fail_job(job_id, &reason).await?;
-            }
+            tracing::info!(%job_id, key = %object.key, size = object.size, etag = %object.etag, "import object received");
+            job
+        }
+    };
+    if job.etag.as_deref() != Some(object.etag.as_str()) {
+        tracing::warn!(%job_id, "an event for another version of the object; ignored");
+        return Ok(());
+    }
+    if let Some(declared) = job.declared_size
+        && declared != size
+    {
+        let reason = format!(
+            "the uploaded file is {size} bytes but the import was created for {declared} bytes; \
+             create a new import with the file's real size"
+        );
+        deps.db.fail_job(job_id, &reason).await?;
+        return Ok(());
+    }
+    if size as u64 > deps.config.max_upload_bytes {
+        let reason = format!(
+            "the file is {size} bytes, over the upload size limit of {} bytes (XLPORT_MAX_UPLOAD_BYTES)",
+            deps.config.max_upload_bytes
+        );
+        deps.db.fail_job(job_id, &reason).await?;
+        return Ok(());
+    }
+    process(deps, job_id).await
+}
+
+/// An error no retry can fix: the job fails with this reason.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct Permanent(String);
+
+async fn process(deps: &Deps, job_id: uuid::Uuid) -> anyhow::Result<()> {
+    let worker = worker_id("import-worker");
+    let job = match deps
+        .db
+        .claim_job(job_id, &worker, deps.config.job_lease)
+        .await?
+    {
+        Claim::Claimed(job) => *job,
+        Claim::Missing => return Ok(()),
+        // The message of a failed import goes on to the dead-letter queue,
+        // where operators find the files that could not be imported.
+        Claim::NotClaimable(JobState::Failed) => {
+            bail!("import {job_id} failed; the message goes to the dead-letter queue")
+        }
+        Claim::NotClaimable(_) => return Ok(()),
+        Claim::Busy => {
+            bail!("import {job_id} is running in another worker; the message will come back")
+        }
+    };
+    if job.attempts > MAX_ATTEMPTS {
+        let reason = format!(
+            "the import was started {} times without finishing: the worker crashed or timed out on this file each time",
+            job.attempts - 1
+        );
+        deps.db.fail_job(job_id, &reason).await?;
+        bail!(reason);
+    }
+    tracing::info!(%job_id, attempt = job.attempts, resume_after_part = job.parts_done, "import started");
+    // Boxed: the import future is deep enough to trip rustc's layout recursion limit.
+    match Box::pin(run_import(deps, &job, &worker)).await {
+        Ok(()) => Ok(()),
+        Err(e) if e.downcast_ref::<Permanent>().is_some() || job.attempts >= MAX_ATTEMPTS => {
+            let reason = format!("{e:#}");
+            tracing::error!(%job_id, reason, "import failed");
+            deps.db.fail_job(job_id, &reason).await?;
+            Err(anyhow!("import {job_id} failed: {reason}"))
+        }
+        Err(e) => {
+            let reason = format!("attempt {} failed: {e:#}", job.attempts);
+            deps.db.requeue_job(job_id, &worker, &reason).await?;
+            Err(anyhow!(reason))
         }
     }
+}
+
+fn decode_failure(e: DecodeError) -> anyhow::Error {
+    match e {
+        DecodeError::Io(io) => anyhow!(io).context("reading the spooled file"),
+        other => anyhow!(Permanent(other.to_string())),
+    }
+}
+
+async fn run_import(deps: &Deps, job: &Job, worker: &str) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
+    let dataset = deps
+        .datasets
+        .get(&job.dataset)
+        .ok_or_else(|| Permanent(format!("dataset `{}` is not configured", job.dataset)))?
+        .clone();
+    let policy = job
+        .options
+        .get("conflict_policy")
+        .and_then(|v| v.as_str())
+        .map_or(Some(ConflictPolicy::Upsert), ConflictPolicy::parse)
+        .ok_or_else(|| Permanent("unknown conflict policy".into()))?;
+    let dry_run = job
+        .options
+        .get("dry_run")
+        .and_then(|v| v.as_bool())
+        .unwrap_or(false);
+    let key = job
+        .object_key
+        .clone()
+        .ok_or_else(|| Permanent("the job has no object".into()))?;
+
+    let progress = Progress::default();
+    let heartbeat = spawn_heartbeat(deps, job.id, worker, progress.clone());
+    let result = load(
+        deps, job, worker, &dataset, policy, dry_run, &key, &progress,
+    )
+    .await;
+    heartbeat.abort();
+    let (totals, info, size) = result?;
+
+    let mut counts = totals.to_json();
+    counts["dry_run"] = json!(dry_run);
+    counts["format"] = json!(format_name(info.format));
+    counts["encoding"] = json!(info.encoding);
+    counts["sheet"] = json!(info.sheet);
+    counts["duration_ms"] = json!(started.elapsed().as_millis() as u64);
+    if totals.rejected > 0 {
+        report::write(deps, job.id, &dataset)
+            .await
+            .context("writing the error report")?;
+        counts["error_report_key"] = json!(keys::error_report(job.id));
+    }
+    if !deps
+        .db
+        .succeed_job(
+            job.id,
+            worker,
+            totals.rows_read as i64,
+            size as i64,
+            &counts,
+        )
+        .await?
+    {
+        bail!("the job was cancelled or taken over while importing");
+    }
+    tracing::info!(job_id = %job.id, rows = totals.rows_read, inserted = totals.inserted, updated = totals.updated,
+        rejected = totals.rejected, secs = started.elapsed().as_secs_f64(), "import succeeded");
     Ok(())
+}
+
+fn format_name(format: decode::FileFormat) -> String {
+    match format {
+        decode::FileFormat::Xlsx => "xlsx".into(),
+        decode::FileFormat::Delimited { delimiter } => {
+            format!("csv (delimiter {:?})", delimiter as char)
+        }
+        decode::FileFormat::Whitespace => "text (whitespace-separated)".into(),
+        decode::FileFormat::Empty => "empty".into(),
+    }
+}
+
+/// Spool, check, then parse and load in overlapping stages.
+#[allow(clippy::too_many_arguments)]
+async fn load(
+    deps: &Deps,
+    job: &Job,
+    worker: &str,
+    dataset: &xlport_core::Dataset,
+    policy: ConflictPolicy,
+    dry_run: bool,
+    key: &str,
+    progress: &Progress,
+) -> anyhow::Result<(ImportCounts, decode::FileInfo, u64)> {
+    let scratch = ScratchDir::create(deps, "import").context("creating the scratch dir")?;
+    let path = scratch.0.join("upload");
+    let bytes = progress.bytes.clone();
+    let size = deps
+        .s3
+        .download_to(key, &path, move |n| bytes.store(n, Ordering::Relaxed))
+        .await
+        .map_err(|e| match e {
+            StoreError::NotFound(_) => anyhow!(Permanent(
+                "the uploaded file is no longer in the bucket; upload it again".into()
+            )),
+            other => anyhow!(other).context("downloading the upload"),
+        })?;
+
+    let limits = Limits {
+        max_sheet_inflated_bytes: deps.config.max_sheet_inflated_bytes,
+        max_columns: deps.config.max_columns,
+    };
+    // Everything that can fail the whole file is checked before a row is written.
+    let info = {
+        let (path, dataset) = (path.clone(), dataset.clone());
+        tokio::task::spawn_blocking(move || decode::inspect(&path, &dataset, &limits))
+            .await
+            .context("inspect thread panicked")?
+            .map_err(decode_failure)?
+    };
+    deps.db.set_warnings(job.id, &info.warnings).await?;
+    let inspected_warnings = info.warnings;
+
+    // A dry run's data was rolled back with its attempt: start over.
+    let (start_parts, start_rows, mut totals) = if dry_run && job.parts_done > 0 {
+        deps.db.reset_import_progress(job.id, worker).await?;
+        (0, 0, ImportCounts::default())
+    } else {
+        (
+            job.parts_done.max(0) as u32,
+            job.rows_done.max(0) as u64,
+            ImportCounts::from_json(&job.counts),
+        )
+    };
+    progress.rows.store(start_rows, Ordering::Relaxed);
+
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Part>(2);
+    let parser = {
+        let (path, dataset) = (path.clone(), dataset.clone());
+        let part_rows = deps.config.import_part_rows;
+        tokio::task::spawn_blocking(move || {
+            let mut builder =
+                PartBuilder::new(&dataset, part_rows, policy, start_parts, start_rows);
+            let info = decode::decode_file(&path, &dataset, &limits, start_rows, &mut |row| {
+                if let Some(part) = builder.push(row.number, row.cells, row.field_count_error) {
+                    tx.blocking_send(part)
+                        .map_err(|_| "the loader stopped".to_string())?;
+                }
+                Ok(())
+            })?;
+            if let Some(part) = builder.finish() {
+                // A closed channel means the loader failed; its error wins.
+                let _ = tx.blocking_send(part);
+            }
+            Ok::<_, DecodeError>(info)
+        })
+    };
+
+    let mut dry_tx = if dry_run {
+        Some(deps.db.pool.begin().await?)
+    } else {
+        None
+    };
+    let loaded = async {
+        while let Some(part) = rx.recv().await {
+            let mut tx = deps.db.pool.begin().await?;
+            let (part_counts, duplicates) = match dry_tx.as_mut() {
+                Some(data) => merge_part(&mut *data, dataset, job.id, policy, &part).await?,
+                None => merge_part(&mut tx, dataset, job.id, policy, &part).await?,
+            };
+            totals.add(&part_counts);
+            record_part(
+                &mut tx,
+                job.id,
+                worker,
+                &part,
+                &part_counts,
+                &duplicates,
+                &totals,
+                size as i64,
+            )
+            .await?;
+            tx.commit().await?;
+            progress.rows.store(totals.rows_read, Ordering::Relaxed);
+            tracing::info!(job_id = %job.id, part = part.number, rows = part_counts.rows_read, "part committed");
+        }
+        Ok::<_, anyhow::Error>(())
+    }
+    .await;
+    drop(rx);
+    if let Some(data) = dry_tx {
+        data.rollback().await?;
+    }
+    let parsed = parser.await.context("parser thread panicked")?;
+    loaded?;
+    let info = parsed.map_err(decode_failure)?;
+    // Decoding the rows can add warnings (a header without rows, say).
+    let mut warnings = info.warnings.clone();
+    if totals.rows_read == 0 && !warnings.iter().any(|w| w.contains("no data rows")) {
+        warnings.push("the file has a header but no data rows".into());
+    }
+    if warnings != inspected_warnings {
+        deps.db.set_warnings(job.id, &warnings).await?;
+    }
+    drop(scratch);
+    Ok((totals, info, size))
 }

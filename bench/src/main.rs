@@ -1,0 +1,282 @@
+//! `xlport-bench`: end-to-end benchmarks on the local stack, each printed
+//! beside baselines measured in the same run so figures stay comparable on a
+//! noisy machine. Run through `bench/export` (which starts a release-build
+//! stack); the last line of output is one JSON object.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use futures::StreamExt;
+use rust_xlsxwriter::{ExcelDateTime, Format, Workbook};
+use serde_json::{Value, json};
+use sqlx::postgres::PgPoolCopyExt;
+use xlport_adapters::{Config, postgres};
+use xlport_core::export::{mask_cnpj, mask_cpf, split_copy_line};
+
+#[derive(Parser)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Seed N rows, then time an export job end to end against the baselines.
+    Export {
+        #[arg(long, default_value_t = 1_000_000)]
+        rows: u64,
+        /// The API of the stack under test.
+        #[arg(long, env = "XLPORT_BENCH_API")]
+        api: String,
+        #[arg(long, env = "XLPORT_BENCH_TOKEN")]
+        token: String,
+        /// Concurrent exports to start at once (all must succeed).
+        #[arg(long, default_value_t = 1)]
+        concurrent: usize,
+        /// Where the write-only baseline writes its file.
+        #[arg(long, default_value = "/tmp")]
+        scratch: PathBuf,
+        /// Skip seeding when the table already holds exactly `rows` rows.
+        #[arg(long)]
+        reuse: bool,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let config = Config::from_env()?;
+    match cli.command {
+        Command::Export {
+            rows,
+            api,
+            token,
+            concurrent,
+            scratch,
+            reuse,
+        } => export(&config, rows, &api, &token, concurrent, &scratch, reuse).await,
+    }
+}
+
+async fn export(
+    config: &Config,
+    rows: u64,
+    api: &str,
+    token: &str,
+    concurrent: usize,
+    scratch: &std::path::Path,
+    reuse: bool,
+) -> anyhow::Result<()> {
+    let pool = postgres::connect(config).await?;
+    let have: i64 = sqlx::query_scalar("select count(*) from user_purchase")
+        .fetch_one(&pool)
+        .await?;
+    if !(reuse && have as u64 == rows) {
+        eprintln!("seeding {rows} rows");
+        sqlx::query("truncate user_purchase").execute(&pool).await?;
+        postgres::seed_user_purchase(&pool, rows, 1).await?;
+        sqlx::query("vacuum analyze user_purchase")
+            .execute(&pool)
+            .await?;
+    }
+    let dataset = xlport_core::Datasets::builtin()?
+        .get("user_purchase")
+        .cloned()
+        .context("user_purchase")?;
+    let columns = dataset.stored_columns().join(", ");
+
+    // Baseline 1: Postgres alone, COPY of the same rows to CSV.
+    let started = Instant::now();
+    let mut stream = pool
+        .copy_out_raw(&format!(
+            "copy (select {columns} from user_purchase order by cpf) to stdout (format csv)"
+        ))
+        .await?;
+    let mut copied = 0usize;
+    while let Some(chunk) = stream.next().await {
+        copied += chunk?.len();
+    }
+    let copy_csv_s = started.elapsed().as_secs_f64();
+    eprintln!("COPY TO csv: {copy_csv_s:.2}s, {copied} bytes");
+
+    // Baseline 2: rust_xlsxwriter alone, constant memory, library defaults
+    // (zip level 6), the same cells from memory to a local file.
+    let mut text = String::new();
+    let mut stream = pool
+        .copy_out_raw(&format!(
+            "copy (select {columns} from user_purchase order by cpf) to stdout"
+        ))
+        .await?;
+    while let Some(chunk) = stream.next().await {
+        text.push_str(std::str::from_utf8(&chunk?)?);
+    }
+    let file = scratch.join("xlport-bench-write-only.xlsx");
+    let (xlsx_write_only_s, write_only_bytes) = write_only_baseline(&text, &file)?;
+    drop(text);
+    eprintln!(
+        "rust_xlsxwriter write-only (level 6): {xlsx_write_only_s:.2}s, {write_only_bytes} bytes"
+    );
+
+    // The job: POST /exports -> queue -> mapping -> export worker -> S3.
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()?;
+    let worker_rss_before = worker_peak_rss_mb();
+    let started = Instant::now();
+    let mut ids = Vec::new();
+    for _ in 0..concurrent {
+        let resp: Value = http
+            .post(format!("{api}/exports"))
+            .bearer_auth(token)
+            .json(&json!({"dataset": "user_purchase", "format": "xlsx"}))
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        ids.push(resp["id"].as_str().context("job id")?.to_string());
+    }
+    let mut jobs = Vec::new();
+    for id in &ids {
+        loop {
+            let job: Value = http
+                .get(format!("{api}/jobs/{id}"))
+                .bearer_auth(token)
+                .send()
+                .await?
+                .json()
+                .await?;
+            match job["state"].as_str() {
+                Some("succeeded") => {
+                    jobs.push((started.elapsed().as_secs_f64(), job));
+                    break;
+                }
+                Some("failed") => bail!("export {id} failed: {}", job["error"]),
+                _ => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+            if started.elapsed() > Duration::from_secs(1800) {
+                bail!("export {id} did not finish in 30 minutes");
+            }
+        }
+    }
+    let (job_s, job) = jobs
+        .iter()
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .cloned()
+        .context("no job")?;
+    let bytes = job["counts"]["bytes"].as_u64().unwrap_or(0);
+    let exported = job["counts"]["rows"].as_u64().unwrap_or(0);
+    if jobs
+        .iter()
+        .any(|(_, j)| j["counts"]["rows"].as_u64() != Some(rows))
+    {
+        bail!("an export has the wrong row count: {jobs:?}");
+    }
+    let peak_rss_mb = worker_peak_rss_mb();
+    let result = json!({
+        "bench": "export",
+        "rows": exported,
+        "bytes": bytes,
+        "sheets": job["counts"]["sheets"],
+        "concurrent": concurrent,
+        "job_s": round(job_s),
+        "worker_duration_s": round(job["counts"]["duration_ms"].as_f64().unwrap_or(0.0) / 1000.0),
+        "peak_rss_mb": peak_rss_mb,
+        "peak_rss_mb_before": worker_rss_before,
+        "compression_level": config.xlsx_compression_level,
+        "copy_csv_s": round(copy_csv_s),
+        "xlsx_write_only_s": round(xlsx_write_only_s),
+        "xlsx_write_only_bytes": write_only_bytes,
+        "ratio_vs_write_only": round(job_s / xlsx_write_only_s),
+        "ratio_vs_copy_csv": round(job_s / copy_csv_s),
+    });
+    eprintln!(
+        "export job: {rows} rows, {bytes} bytes, {job_s:.2}s wall, worker peak RSS {peak_rss_mb:?} MB"
+    );
+    println!("{result}");
+    Ok(())
+}
+
+fn round(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+/// How a user of the crate would write these rows: constant-memory sheet,
+/// default zip level, typed cells.
+fn write_only_baseline(text: &str, path: &std::path::Path) -> anyhow::Result<(f64, u64)> {
+    let started = Instant::now();
+    let mut workbook = Workbook::new();
+    let date = Format::new().set_num_format("yyyy-mm-dd");
+    let money = Format::new().set_num_format("#,##0.00");
+    let mut sheet_rows = 0u32;
+    let mut fields = Vec::new();
+    let mut sheet = workbook.add_worksheet_with_constant_memory()?;
+    for line in text.lines() {
+        if sheet_rows == 1_048_575 {
+            sheet = workbook.add_worksheet_with_constant_memory()?;
+            sheet_rows = 0;
+        }
+        sheet_rows += 1;
+        let r = sheet_rows;
+        split_copy_line(line, &mut fields);
+        for (c, f) in fields.iter().enumerate() {
+            let Some(v) = f else { continue };
+            let col = c as u16;
+            match c {
+                0 => sheet.write_string(r, col, mask_cpf(v))?,
+                1 | 2 | 8 | 9 | 10 => sheet.write_boolean(r, col, v == "t")?,
+                3 => {
+                    let y = v[0..4].parse()?;
+                    let m = v[5..7].parse()?;
+                    let d = v[8..10].parse()?;
+                    sheet.write_datetime_with_format(
+                        r,
+                        col,
+                        ExcelDateTime::from_ymd(y, m, d)?,
+                        &date,
+                    )?
+                }
+                4 | 5 => sheet.write_number_with_format(r, col, v.parse::<f64>()?, &money)?,
+                _ => sheet.write_string(r, col, mask_cnpj(v))?,
+            };
+        }
+    }
+    workbook.save(path)?;
+    let secs = started.elapsed().as_secs_f64();
+    let bytes = std::fs::metadata(path)?.len();
+    std::fs::remove_file(path).ok();
+    Ok((secs, bytes))
+}
+
+/// Peak resident set (VmHWM) of the export worker processes cargo lambda
+/// watch runs, in MB: the largest across instances.
+fn worker_peak_rss_mb() -> Option<f64> {
+    let mut peak: Option<f64> = None;
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let path = entry.path();
+        let Ok(cmdline) = std::fs::read(path.join("cmdline")) else {
+            continue;
+        };
+        let cmd = String::from_utf8_lossy(&cmdline);
+        if !cmd
+            .split('\0')
+            .next()
+            .is_some_and(|p| p.ends_with("/export-worker"))
+        {
+            continue;
+        }
+        let Ok(status) = std::fs::read_to_string(path.join("status")) else {
+            continue;
+        };
+        let kb = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok());
+        if let Some(kb) = kb {
+            peak = Some(peak.map_or(kb / 1024.0, |p: f64| p.max(kb / 1024.0)));
+        }
+    }
+    peak.map(|p| (p * 10.0).round() / 10.0)
+}

@@ -1,0 +1,306 @@
+//! Loading import parts into Postgres: COPY into a staging table, merge into
+//! the dataset's table per conflict policy, and record the part's counts and
+//! rejected rows in the same transaction, so a retried import resumes after
+//! the last committed part and ends exactly as one clean run would.
+
+use std::collections::{HashMap, HashSet};
+
+use sqlx::postgres::PgConnection;
+use sqlx::{AssertSqlSafe, Row};
+use uuid::Uuid;
+use xlport_core::Dataset;
+use xlport_core::cells::Reason;
+use xlport_core::import::{ConflictPolicy, ImportCounts, Part, RejectedRow};
+
+use crate::postgres::{DbError, PgStore};
+
+/// The staging table of a dataset's table, one per connection.
+fn staging(dataset: &Dataset) -> String {
+    format!("xlport_staging_{}", dataset.table)
+}
+
+/// COPYs a part into staging and merges it into the table on `conn` (inside
+/// the caller's transaction). Returns the part's final counts and the valid
+/// rows the policy rejected as duplicates.
+pub async fn merge_part(
+    conn: &mut PgConnection,
+    dataset: &Dataset,
+    job: Uuid,
+    policy: ConflictPolicy,
+    part: &Part,
+) -> Result<(ImportCounts, Vec<RejectedRow>), DbError> {
+    let mut counts = part.counts.clone();
+    if part.valid_rows == 0 {
+        return Ok((counts, Vec::new()));
+    }
+    let stage = staging(dataset);
+    let table = &dataset.table;
+    let key = &dataset.key;
+    let columns = dataset.stored_columns();
+    let list = columns.join(", ");
+    sqlx::query(AssertSqlSafe(format!(
+        "create temp table if not exists {stage} (ord bigint not null, like {table} including defaults)"
+    )))
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query(AssertSqlSafe(format!("truncate {stage}")))
+        .execute(&mut *conn)
+        .await?;
+    let mut copy = conn
+        .copy_in_raw(&format!("copy {stage} (ord, {list}) from stdin"))
+        .await?;
+    copy.send(part.copy_text.as_bytes()).await?;
+    copy.finish().await?;
+
+    let mut rejected = Vec::new();
+    match policy {
+        ConflictPolicy::Upsert => {
+            let updates: Vec<String> = columns
+                .iter()
+                .filter(|c| *c != key)
+                .map(|c| format!("{c} = excluded.{c}"))
+                .collect();
+            let inserted: Vec<bool> = sqlx::query_scalar(AssertSqlSafe(format!(
+                "insert into {table} ({list}, last_job_id, updated_at) \
+                 select {list}, $1, now() from (select distinct on ({key}) * from {stage} order by {key}, ord desc) s \
+                 on conflict ({key}) do update set {}, last_job_id = excluded.last_job_id, updated_at = excluded.updated_at \
+                 returning (xmax = 0)",
+                updates.join(", ")
+            )))
+            .bind(job)
+            .fetch_all(&mut *conn)
+            .await?;
+            let new = inserted.iter().filter(|b| **b).count() as u64;
+            counts.inserted += new;
+            // Every other valid row updated a row: one already in the table, or
+            // one an earlier occurrence in this file wrote.
+            counts.updated += part.valid_rows - new;
+        }
+        ConflictPolicy::Skip => {
+            let inserted = sqlx::query(AssertSqlSafe(format!(
+                "insert into {table} ({list}, last_job_id, updated_at) \
+                 select {list}, $1, now() from (select distinct on ({key}) * from {stage} order by {key}, ord) s \
+                 on conflict ({key}) do nothing"
+            )))
+            .bind(job)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
+            counts.inserted += inserted;
+            counts.skipped += part.valid_rows - inserted;
+        }
+        ConflictPolicy::Reject => {
+            let rows = sqlx::query(AssertSqlSafe(format!(
+                "select s.ord, s.{key}::text as k, exists (select 1 from {table} t where t.{key} = s.{key}) as existing \
+                 from {stage} s order by s.ord"
+            )))
+            .fetch_all(&mut *conn)
+            .await?;
+            let mut seen = HashSet::new();
+            let mut candidates = Vec::new();
+            let mut keys = HashMap::new();
+            let mut duplicates = Vec::new();
+            for r in &rows {
+                let ord: i64 = r.try_get("ord")?;
+                let k: String = r.try_get("k")?;
+                let existing: bool = r.try_get("existing")?;
+                if existing || !seen.insert(k.clone()) {
+                    duplicates.push((ord, k));
+                } else {
+                    keys.insert(ord, k);
+                    candidates.push(ord);
+                }
+            }
+            let inserted: Vec<String> = sqlx::query_scalar(AssertSqlSafe(format!(
+                "insert into {table} ({list}, last_job_id, updated_at) \
+                 select {list}, $1, now() from {stage} where ord = any($2) \
+                 on conflict ({key}) do nothing returning {key}::text"
+            )))
+            .bind(job)
+            .bind(&candidates)
+            .fetch_all(&mut *conn)
+            .await?;
+            let inserted: HashSet<String> = inserted.into_iter().collect();
+            counts.inserted += inserted.len() as u64;
+            // A candidate not inserted lost a race with another import.
+            duplicates.extend(keys.into_iter().filter(|(_, k)| !inserted.contains(k)));
+            duplicates.sort();
+            let header = dataset
+                .column(key)
+                .map_or(key.as_str(), |c| c.header.as_str());
+            for (ord, k) in duplicates {
+                let (row_number, cells) = part
+                    .valid_cells
+                    .get(&(ord as u64))
+                    .cloned()
+                    .unwrap_or_default();
+                counts.reject(Reason::DuplicateKey);
+                rejected.push(RejectedRow {
+                    row_number,
+                    reason: Reason::DuplicateKey,
+                    message: format!(
+                        "column {key}: {header} {k} is already in the table or earlier in the file"
+                    ),
+                    cells,
+                });
+            }
+        }
+    }
+    Ok((counts, rejected))
+}
+
+/// Records a merged part, its rejected rows and the job's new totals, on
+/// `conn` inside the caller's transaction. Fails if the worker lost the job.
+#[allow(clippy::too_many_arguments)]
+pub async fn record_part(
+    conn: &mut PgConnection,
+    job: Uuid,
+    worker: &str,
+    part: &Part,
+    part_counts: &ImportCounts,
+    extra_rejections: &[RejectedRow],
+    totals: &ImportCounts,
+    bytes_done: i64,
+) -> Result<(), DbError> {
+    let rejections: Vec<&RejectedRow> = part.rejected.iter().chain(extra_rejections).collect();
+    if !rejections.is_empty() {
+        let json =
+            serde_json::to_value(&rejections).map_err(|e| DbError::Corrupt(e.to_string()))?;
+        sqlx::query(
+            "insert into job_rejections (job_id, part_no, row_number, reason, message, cells) \
+             select $1, $2, r.row_number, r.reason, r.message, r.cells \
+             from jsonb_to_recordset($3) as r(row_number bigint, reason text, message text, cells jsonb) \
+             on conflict do nothing",
+        )
+        .bind(job)
+        .bind(part.number as i32)
+        .bind(json)
+        .execute(&mut *conn)
+        .await?;
+    }
+    sqlx::query(
+        "insert into job_parts (job_id, part_no, state, first_row, last_row, rows_read, inserted, updated, rejected, counts) \
+         values ($1, $2, 'succeeded', $3, $4, $5, $6, $7, $8, $9) \
+         on conflict (job_id, part_no) do update set state = 'succeeded', counts = excluded.counts, \
+         rows_read = excluded.rows_read, inserted = excluded.inserted, updated = excluded.updated, \
+         rejected = excluded.rejected, error = null, updated_at = now()",
+    )
+    .bind(job)
+    .bind(part.number as i32)
+    .bind(part.first_row as i64)
+    .bind(part.last_row as i64)
+    .bind(part_counts.rows_read as i32)
+    .bind(part_counts.inserted as i32)
+    .bind(part_counts.updated as i32)
+    .bind(part_counts.rejected as i32)
+    .bind(part_counts.to_json())
+    .execute(&mut *conn)
+    .await?;
+    let updated = sqlx::query(
+        "update jobs set parts_done = $3, rows_done = $4, bytes_done = greatest(bytes_done, $5), counts = $6, updated_at = now() \
+         where id = $1 and lease_owner = $2 and state = 'running'",
+    )
+    .bind(job)
+    .bind(worker)
+    .bind(part.number as i32)
+    .bind(totals.rows_read as i64)
+    .bind(bytes_done)
+    .bind(totals.to_json())
+    .execute(&mut *conn)
+    .await?;
+    if updated.rows_affected() != 1 {
+        return Err(DbError::Corrupt(
+            "the job was cancelled or taken over by another worker".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// One entry of GET /jobs/{id}'s `parts`.
+#[derive(Debug, Clone, serde::Serialize, sqlx::FromRow)]
+pub struct PartStatus {
+    pub part_no: i32,
+    pub state: String,
+    pub first_row: Option<i64>,
+    pub last_row: Option<i64>,
+    pub rows_read: i32,
+    pub inserted: i32,
+    pub updated: i32,
+    pub rejected: i32,
+    pub counts: serde_json::Value,
+    pub error: Option<String>,
+}
+
+/// A rejected row as stored, for the error report.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct StoredRejection {
+    pub row_number: i64,
+    pub reason: String,
+    pub message: String,
+    pub cells: serde_json::Value,
+}
+
+impl PgStore {
+    pub async fn job_parts(&self, job: Uuid) -> Result<Vec<PartStatus>, DbError> {
+        Ok(sqlx::query_as(
+            "select part_no, state, first_row, last_row, rows_read, inserted, updated, rejected, counts, error \
+             from job_parts where job_id = $1 order by part_no",
+        )
+        .bind(job)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Rejected rows of a job in file order, a page at a time (the report
+    /// writer pages through them so memory stays flat).
+    pub async fn rejections_page(
+        &self,
+        job: Uuid,
+        after_row: i64,
+        limit: i64,
+    ) -> Result<Vec<StoredRejection>, DbError> {
+        Ok(sqlx::query_as(
+            "select row_number, reason, message, cells from job_rejections \
+             where job_id = $1 and row_number > $2 order by row_number limit $3",
+        )
+        .bind(job)
+        .bind(after_row)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Forgets the parts of an attempt that wrote nothing durable (a dry
+    /// run), so the retry starts from the top.
+    pub async fn reset_import_progress(&self, job: Uuid, worker: &str) -> Result<(), DbError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("delete from job_parts where job_id = $1")
+            .bind(job)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("delete from job_rejections where job_id = $1")
+            .bind(job)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "update jobs set parts_done = 0, rows_done = 0, counts = '{}'::jsonb, updated_at = now() \
+             where id = $1 and lease_owner = $2",
+        )
+        .bind(job)
+        .bind(worker)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Records the job's warnings (unknown columns and the like).
+    pub async fn set_warnings(&self, job: Uuid, warnings: &[String]) -> Result<(), DbError> {
+        sqlx::query("update jobs set warnings = $2, updated_at = now() where id = $1")
+            .bind(job)
+            .bind(serde_json::json!(warnings))
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,291 @@
+//! Import bookkeeping that needs no database: conflict policies, counts, and
+//! cutting validated rows into parts of N non-blank data rows, each carrying
+//! its COPY text for the valid rows and its rejected rows for the report.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::cells::{Cell, Reason, Rejection, RowOutcome, validate_row};
+use crate::dataset::Dataset;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum ConflictPolicy {
+    /// The last accepted occurrence wins; existing rows are updated.
+    #[default]
+    Upsert,
+    /// Existing rows (and earlier occurrences in the file) are kept.
+    Skip,
+    /// Later duplicates, and rows whose key already exists, are rejected.
+    Reject,
+}
+
+impl ConflictPolicy {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "upsert" => Some(Self::Upsert),
+            "skip" => Some(Self::Skip),
+            "reject" => Some(Self::Reject),
+            _ => None,
+        }
+    }
+}
+
+/// Counters of a part, and (summed) of a job.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ImportCounts {
+    pub rows_read: u64,
+    pub inserted: u64,
+    pub updated: u64,
+    /// Valid rows left out by the `skip` policy.
+    pub skipped: u64,
+    pub rejected: u64,
+    pub rejected_by_reason: BTreeMap<String, u64>,
+    pub invalid_cpf: u64,
+    pub invalid_cnpj: u64,
+}
+
+impl ImportCounts {
+    pub fn add(&mut self, other: &ImportCounts) {
+        self.rows_read += other.rows_read;
+        self.inserted += other.inserted;
+        self.updated += other.updated;
+        self.skipped += other.skipped;
+        self.rejected += other.rejected;
+        for (k, v) in &other.rejected_by_reason {
+            *self.rejected_by_reason.entry(k.clone()).or_default() += v;
+        }
+        self.invalid_cpf += other.invalid_cpf;
+        self.invalid_cnpj += other.invalid_cnpj;
+    }
+
+    pub fn reject(&mut self, reason: Reason) {
+        self.rejected += 1;
+        *self
+            .rejected_by_reason
+            .entry(reason.as_str().to_string())
+            .or_default() += 1;
+    }
+
+    pub fn from_json(v: &serde_json::Value) -> Self {
+        serde_json::from_value(v.clone()).unwrap_or_default()
+    }
+
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::to_value(self).unwrap_or_default()
+    }
+}
+
+/// A rejected row as the error report shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RejectedRow {
+    /// The sheet row, or the physical line where the text record starts.
+    pub row_number: u64,
+    pub reason: Reason,
+    pub message: String,
+    /// The row's cells as text, in dataset column order.
+    pub cells: Vec<String>,
+}
+
+/// One part: a contiguous block of non-blank data rows.
+#[derive(Debug, Default)]
+pub struct Part {
+    /// 1-based.
+    pub number: u32,
+    pub first_row: u64,
+    pub last_row: u64,
+    /// Valid rows, each `ord \t stored columns... \n` (COPY text), `ord`
+    /// being the row's position in the file, which orders duplicates.
+    pub copy_text: String,
+    pub valid_rows: u64,
+    /// Cells of each valid row, by `ord`, kept only when the policy may
+    /// still reject valid rows (duplicates under `reject`).
+    pub valid_cells: BTreeMap<u64, (u64, Vec<String>)>,
+    pub rejected: Vec<RejectedRow>,
+    /// Counts known before the merge: rows read, rejections, flags.
+    pub counts: ImportCounts,
+}
+
+/// Cuts the rows a decoder produces into parts.
+pub struct PartBuilder<'d> {
+    dataset: &'d Dataset,
+    part_rows: u64,
+    keep_valid_cells: bool,
+    next_number: u32,
+    next_ord: u64,
+    current: Part,
+}
+
+impl<'d> PartBuilder<'d> {
+    /// `committed_parts` and `committed_rows` say where a resumed import
+    /// starts: the decoder skips that many rows, the builder numbers on.
+    pub fn new(
+        dataset: &'d Dataset,
+        part_rows: usize,
+        policy: ConflictPolicy,
+        committed_parts: u32,
+        committed_rows: u64,
+    ) -> Self {
+        PartBuilder {
+            dataset,
+            part_rows: part_rows.max(1) as u64,
+            keep_valid_cells: policy == ConflictPolicy::Reject,
+            next_number: committed_parts + 1,
+            next_ord: committed_rows,
+            current: Part::default(),
+        }
+    }
+
+    /// Adds one data row; returns a part when it is full. Blank rows are
+    /// skipped silently and not counted.
+    pub fn push(
+        &mut self,
+        row_number: u64,
+        cells: &[Cell<'_>],
+        field_count_error: Option<(usize, usize)>,
+    ) -> Option<Part> {
+        let outcome = match field_count_error {
+            Some((found, expected)) => {
+                RowOutcome::Rejected(Rejection::wrong_column_count(found, expected))
+            }
+            None => validate_row(self.dataset, cells),
+        };
+        let part = &mut self.current;
+        match outcome {
+            RowOutcome::Skip => return None,
+            RowOutcome::Rejected(r) => {
+                part.counts.reject(r.reason);
+                part.rejected.push(RejectedRow {
+                    row_number,
+                    reason: r.reason,
+                    message: r.message(),
+                    cells: cells
+                        .iter()
+                        .map(|c| c.display_text().into_owned())
+                        .collect(),
+                });
+            }
+            RowOutcome::Valid(v) => {
+                use std::fmt::Write;
+                part.counts.invalid_cpf += u64::from(v.invalid_cpf);
+                part.counts.invalid_cnpj += u64::from(v.invalid_cnpj);
+                let _ = write!(part.copy_text, "{}\t", self.next_ord);
+                v.write_copy_line(&mut part.copy_text);
+                part.valid_rows += 1;
+                if self.keep_valid_cells {
+                    part.valid_cells.insert(
+                        self.next_ord,
+                        (
+                            row_number,
+                            cells
+                                .iter()
+                                .map(|c| c.display_text().into_owned())
+                                .collect(),
+                        ),
+                    );
+                }
+            }
+        }
+        if part.counts.rows_read == 0 {
+            part.first_row = row_number;
+        }
+        part.last_row = row_number;
+        part.counts.rows_read += 1;
+        self.next_ord += 1;
+        if part.counts.rows_read >= self.part_rows {
+            return Some(self.take());
+        }
+        None
+    }
+
+    fn take(&mut self) -> Part {
+        let mut part = std::mem::take(&mut self.current);
+        part.number = self.next_number;
+        self.next_number += 1;
+        part
+    }
+
+    /// The last, partial part, if it has any row.
+    pub fn finish(mut self) -> Option<Part> {
+        (self.current.counts.rows_read > 0).then(|| self.take())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Datasets;
+
+    fn up() -> Dataset {
+        Datasets::builtin()
+            .unwrap()
+            .get("user_purchase")
+            .unwrap()
+            .clone()
+    }
+
+    fn row(cpf: &'static str) -> Vec<Cell<'static>> {
+        vec![
+            Cell::Text(cpf),
+            Cell::Text("0"),
+            Cell::Text("1"),
+            Cell::Text("2013-05-22"),
+            Cell::Text("399,00"),
+            Cell::Text("NULL"),
+            Cell::Text("79.379.491/0008-50"),
+            Cell::Empty,
+        ]
+    }
+
+    #[test]
+    fn rows_are_cut_into_parts_blank_rows_not_counted() {
+        let d = up();
+        let mut b = PartBuilder::new(&d, 2, ConflictPolicy::Upsert, 0, 0);
+        assert!(b.push(2, &row("990.999.999-66"), None).is_none());
+        assert!(b.push(3, &[Cell::Empty, Cell::Text("  ")], None).is_none());
+        let p1 = b.push(4, &row("abc"), None).expect("full part");
+        assert_eq!(p1.number, 1);
+        assert_eq!((p1.first_row, p1.last_row), (2, 4));
+        assert_eq!(p1.counts.rows_read, 2);
+        assert_eq!(p1.counts.rejected_by_reason["malformed_cpf"], 1);
+        assert_eq!(p1.counts.invalid_cpf, 1);
+        assert_eq!(p1.valid_rows, 1);
+        assert!(
+            p1.copy_text
+                .starts_with("0\t99099999966\tf\tt\t2013-05-22\t399.00\t\\N\t")
+        );
+        assert_eq!(p1.rejected[0].row_number, 4);
+        assert!(b.push(5, &row("041.091.641-25"), Some((9, 8))).is_none());
+        let p2 = b.finish().expect("last part");
+        assert_eq!(p2.number, 2);
+        assert_eq!(p2.counts.rejected_by_reason["wrong_column_count"], 1);
+    }
+
+    #[test]
+    fn a_resumed_builder_numbers_on() {
+        let d = up();
+        let mut b = PartBuilder::new(&d, 10, ConflictPolicy::Reject, 3, 30);
+        b.push(40, &row("041.091.641-25"), None);
+        let p = b.finish().unwrap();
+        assert_eq!(p.number, 4);
+        assert!(p.copy_text.starts_with("30\t"));
+        assert_eq!(p.valid_cells[&30].0, 40);
+    }
+
+    #[test]
+    fn counts_add_up() {
+        let mut a = ImportCounts::default();
+        a.reject(Reason::InvalidDate);
+        let mut b = ImportCounts {
+            inserted: 2,
+            ..Default::default()
+        };
+        b.reject(Reason::InvalidDate);
+        a.add(&b);
+        assert_eq!(a.rejected, 2);
+        assert_eq!(a.rejected_by_reason["invalid_date"], 2);
+        assert_eq!(ImportCounts::from_json(&a.to_json()), a);
+    }
+}

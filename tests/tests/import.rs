@@ -1,0 +1,756 @@
+//! Imports against the real stack: files in S3 (LocalStack), the import
+//! function on real S3 events, Postgres tables read back. In-process tests
+//! get a fresh database each; the end-to-end ones go through the API, curl,
+//! S3 notifications, SQS and the mapping.
+
+use std::time::Duration;
+
+use aws_lambda_events::event::sqs::SqsEvent;
+use reqwest::Method;
+use rust_xlsxwriter::{ExcelDateTime, Format, Workbook};
+use serde_json::{Value, json};
+use uuid::Uuid;
+use xlport_adapters::Deps;
+use xlport_adapters::postgres::{NewJob, UploadOutcome};
+use xlport_core::job::{Job, keys};
+use xlport_core::{JobKind, JobState};
+use xlport_tests::{Stack, curl_upload, deps_with_fresh_db};
+
+const SPEC_TXT: &str = "CPF                PRIVATE     INCOMPLETO  DATA DA ÚLTIMA COMPRA TICKET MÉDIO          TICKET DA ÚLTIMA COMPRA LOJA MAIS FREQUÊNTE     LOJA DA ÚLTIMA COMPRA\n\
+990.999.999-66     0           0           2013-05-22            399,00                399,00                  79.379.491/0008-50      79.379.491/0008-50\n\
+041.091.641-25     0           0           NULL                  NULL                  NULL                    NULL                    NULL\n";
+
+/// Puts `bytes` in the bucket as an import of a new job, and delivers the S3
+/// event to the import function, as the mapping would. Returns the job.
+async fn import_bytes(deps: &Deps, bytes: &[u8], filename: &str, options: Value) -> Job {
+    let (owner, _) = deps.db.create_api_key("import test").await.unwrap();
+    let id = Uuid::new_v4();
+    let key = keys::import(id, filename);
+    deps.db
+        .create_job(NewJob {
+            id,
+            owner,
+            kind: JobKind::Import,
+            dataset: "user_purchase".into(),
+            state: JobState::AwaitingUpload,
+            format: None,
+            options,
+            filename: Some(filename.into()),
+            object_key: Some(key.clone()),
+            declared_size: Some(bytes.len() as i64),
+            upload_id: None,
+        })
+        .await
+        .unwrap();
+    let put = deps
+        .s3
+        .client
+        .put_object()
+        .bucket(&deps.config.bucket)
+        .key(&key)
+        .body(bytes.to_vec().into())
+        .send()
+        .await
+        .unwrap();
+    let etag = put.e_tag().unwrap().trim_matches('"').to_string();
+    deliver(deps, &key, bytes.len(), &etag).await;
+    deps.db.job(id).await.unwrap().unwrap()
+}
+
+fn s3_event(bucket: &str, key: &str, size: usize, etag: &str) -> SqsEvent {
+    let body = json!({"Records": [{"eventVersion": "2.1", "eventSource": "aws:s3", "eventName": "ObjectCreated:Put",
+        "s3": {"bucket": {"name": bucket}, "object": {"key": key, "size": size, "eTag": etag}}}]});
+    serde_json::from_value(json!({"Records": [{"messageId": Uuid::new_v4().to_string(), "body": body.to_string(), "eventSource": "aws:sqs"}]})).unwrap()
+}
+
+async fn deliver(deps: &Deps, key: &str, size: usize, etag: &str) -> usize {
+    let r = import_worker::handle_batch(deps, s3_event(&deps.config.bucket, key, size, etag)).await;
+    r.batch_item_failures.len()
+}
+
+fn upsert() -> Value {
+    json!({"conflict_policy": "upsert", "dry_run": false})
+}
+
+async fn table(
+    deps: &Deps,
+) -> Vec<(
+    String,
+    bool,
+    bool,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    bool,
+    Option<bool>,
+)> {
+    sqlx::query_as(
+        "select cpf, private, incompleto, data_ultima_compra::text, ticket_medio::text, ticket_ultima_compra::text, \
+         loja_mais_frequente, cpf_valido, loja_mais_frequente_valida from user_purchase order by cpf",
+    )
+    .fetch_all(&deps.db.pool)
+    .await
+    .unwrap()
+}
+
+fn count(job: &Job, name: &str) -> u64 {
+    job.counts[name].as_u64().unwrap_or(0)
+}
+
+#[tokio::test]
+async fn the_original_text_format_loads_as_the_spec_says() {
+    let (deps, _db) = deps_with_fresh_db().await;
+    let job = import_bytes(&deps, SPEC_TXT.as_bytes(), "base.txt", upsert()).await;
+    assert_eq!(job.state, JobState::Succeeded, "{:?}", job.error);
+    assert_eq!(count(&job, "rows_read"), 2);
+    assert_eq!(count(&job, "inserted"), 2);
+    assert_eq!(count(&job, "rejected"), 0);
+    assert_eq!(
+        count(&job, "invalid_cpf"),
+        1,
+        "990.999.999-66 has wrong check digits"
+    );
+    let rows = table(&deps).await;
+    assert_eq!(rows.len(), 2);
+    let r = &rows[1];
+    assert_eq!(r.0, "99099999966");
+    assert_eq!(r.3.as_deref(), Some("2013-05-22"));
+    assert_eq!(r.4.as_deref(), Some("399.00"));
+    assert_eq!(r.6.as_deref(), Some("79379491000850"));
+    assert!(!r.7, "cpf_valido false, row kept");
+    assert_eq!(r.8, Some(true));
+    assert_eq!(rows[0].0, "04109164125");
+    assert!(rows[0].7);
+    assert_eq!(rows[0].3, None);
+    assert_eq!(rows[0].8, None, "validity NULL when the CNPJ is NULL");
+}
+
+#[tokio::test]
+async fn csv_with_semicolons_in_windows_1252() {
+    let (deps, _db) = deps_with_fresh_db().await;
+    let text = "CPF;PRIVATE;INCOMPLETO;DATA DA ÚLTIMA COMPRA;TICKET MÉDIO;TICKET DA ÚLTIMA COMPRA;LOJA MAIS FREQUÊNTE;LOJA DA ÚLTIMA COMPRA\r\n\
+041.091.641-25;1;0;22/05/2013;1.234,56;12,5;79.379.491/0008-50;12.ABC.345/01DE-35\r\n\
+111.444.777-35;true;FALSE;2013-02-30;1;2;;\r\n\
+529.982.247-25;0;0;;;;;\r\n";
+    let (bytes, _, _) = encoding_rs::WINDOWS_1252.encode(text);
+    let job = import_bytes(&deps, &bytes, "compras.csv", upsert()).await;
+    assert_eq!(job.state, JobState::Succeeded, "{:?}", job.error);
+    assert_eq!(count(&job, "rows_read"), 3);
+    assert_eq!(count(&job, "inserted"), 2);
+    assert_eq!(job.counts["rejected_by_reason"]["invalid_date"], 1);
+    let rows = table(&deps).await;
+    assert_eq!(rows[0].0, "04109164125");
+    assert_eq!(rows[0].4.as_deref(), Some("1234.56"));
+    assert_eq!(rows[0].5.as_deref(), Some("12.50"));
+    assert_eq!(rows[0].3.as_deref(), Some("2013-05-22"));
+    // The error report names the row and the reason.
+    let report = download(&deps, &keys::error_report(job.id)).await;
+    let cells = first_report_row(report);
+    assert_eq!(cells[0], "3");
+    assert_eq!(cells[1], "invalid_date");
+    assert!(cells[2].contains("2013-02-30"), "{cells:?}");
+}
+
+#[tokio::test]
+async fn csv_with_commas_and_a_utf8_bom_and_quotes() {
+    let (deps, _db) = deps_with_fresh_db().await;
+    let text = "\u{feff}cpf,private,incompleto,\"data da ultima compra\",ticket medio,ticket da ultima compra,loja mais frequente,loja da ultima compra,NOTES\n\
+\"041.091.641-25\",0,1,2020-01-31,\"1.234,00\",10.5,,,\"a note, with a comma\nand a newline\"\n\
+529.982.247-25,0,1,2020-01-31,5,5,,\n";
+    let job = import_bytes(&deps, text.as_bytes(), "x.csv", upsert()).await;
+    assert_eq!(job.state, JobState::Succeeded, "{:?}", job.error);
+    assert_eq!(count(&job, "inserted"), 1);
+    assert_eq!(job.counts["rejected_by_reason"]["wrong_column_count"], 1);
+    let warnings = job.warnings.to_string();
+    assert!(
+        warnings.contains("NOTES"),
+        "unknown column reported: {warnings}"
+    );
+    let cells = first_report_row(download(&deps, &keys::error_report(job.id)).await);
+    assert_eq!(cells[0], "4", "the physical line where the record starts");
+}
+
+fn xlsx_fixture(rows: &[(Option<f64>, &str)]) -> Vec<u8> {
+    let mut book = Workbook::new();
+    let sheet = book.add_worksheet();
+    let headers = [
+        "CPF",
+        "PRIVATE",
+        "INCOMPLETO",
+        "DATA DA ÚLTIMA COMPRA",
+        "TICKET MÉDIO",
+        "TICKET DA ÚLTIMA COMPRA",
+        "LOJA MAIS FREQUENTE",
+        "LOJA DA ÚLTIMA COMPRA",
+    ];
+    for (c, h) in headers.iter().enumerate() {
+        sheet.write_string(0, c as u16, *h).unwrap();
+    }
+    let date = Format::new().set_num_format("dd/mm/yyyy");
+    for (i, (num_cpf, text_cpf)) in rows.iter().enumerate() {
+        let r = i as u32 + 1;
+        match num_cpf {
+            Some(n) => sheet.write_number(r, 0, *n).unwrap(),
+            None => sheet.write_string(r, 0, *text_cpf).unwrap(),
+        };
+        sheet.write_number(r, 1, 0).unwrap();
+        sheet.write_boolean(r, 2, true).unwrap();
+        sheet
+            .write_datetime_with_format(r, 3, ExcelDateTime::from_ymd(2021, 3, 4).unwrap(), &date)
+            .unwrap();
+        sheet.write_number(r, 4, 705.69).unwrap();
+        sheet.write_string(r, 5, "1.234,56").unwrap();
+        sheet.write_number(r, 6, 79379491000850.0).unwrap();
+    }
+    book.save_to_buffer().unwrap()
+}
+
+#[tokio::test]
+async fn xlsx_with_numeric_cpfs_dates_and_decimals() {
+    let (deps, _db) = deps_with_fresh_db().await;
+    let bytes = xlsx_fixture(&[
+        (Some(4109164125.0), ""),
+        (None, "529.982.247-25"),
+        (None, "=1+1"),
+    ]);
+    let job = import_bytes(&deps, &bytes, "planilha.xlsx", upsert()).await;
+    assert_eq!(job.state, JobState::Succeeded, "{:?}", job.error);
+    assert_eq!(count(&job, "inserted"), 2);
+    assert_eq!(job.counts["rejected_by_reason"]["malformed_cpf"], 1);
+    let rows = table(&deps).await;
+    assert_eq!(rows[0].0, "04109164125", "numeric CPF padded to 11 digits");
+    assert_eq!(rows[0].3.as_deref(), Some("2021-03-04"));
+    assert_eq!(rows[0].4.as_deref(), Some("705.69"));
+    assert_eq!(rows[0].5.as_deref(), Some("1234.56"));
+    // The report holds the text `=1+1` as text, never as a formula.
+    let cells = first_report_row(download(&deps, &keys::error_report(job.id)).await);
+    assert_eq!(cells[3], "=1+1");
+}
+
+#[tokio::test]
+async fn an_xlsx_written_by_openpyxl_imports() {
+    let (deps, _db) = deps_with_fresh_db().await;
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/openpyxl_user_purchase.xlsx"
+    );
+    let bytes = std::fs::read(path).unwrap();
+    let job = import_bytes(&deps, &bytes, "openpyxl.xlsx", upsert()).await;
+    assert_eq!(job.state, JobState::Succeeded, "{:?}", job.error);
+    assert!(count(&job, "inserted") > 0, "{}", job.counts);
+    assert_eq!(
+        count(&job, "rows_read"),
+        count(&job, "inserted") + count(&job, "updated") + count(&job, "rejected")
+    );
+}
+
+fn dup_csv() -> String {
+    "CPF;PRIVATE;INCOMPLETO;DATA DA ÚLTIMA COMPRA;TICKET MÉDIO;TICKET DA ÚLTIMA COMPRA;LOJA MAIS FREQUÊNTE;LOJA DA ÚLTIMA COMPRA\n\
+041.091.641-25;0;0;;1;;;\n\
+529.982.247-25;0;0;;2;;;\n\
+041.091.641-25;0;0;;3;;;\n\
+111.444.777-35;0;0;;4;;;\n"
+        .to_string()
+}
+
+async fn seed_existing(deps: &Deps) {
+    sqlx::query(
+        "insert into user_purchase (cpf, private, incompleto, ticket_medio, cpf_valido) values ('11144477735', true, true, 99, true)",
+    )
+    .execute(&deps.db.pool)
+    .await
+    .unwrap();
+}
+
+async fn tickets(deps: &Deps) -> Vec<(String, String)> {
+    sqlx::query_as("select cpf, ticket_medio::text from user_purchase order by cpf")
+        .fetch_all(&deps.db.pool)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn upsert_last_occurrence_wins_and_existing_rows_are_updated() {
+    let (deps, _db) = deps_with_fresh_db().await;
+    seed_existing(&deps).await;
+    let job = import_bytes(&deps, dup_csv().as_bytes(), "d.csv", upsert()).await;
+    assert_eq!((count(&job, "inserted"), count(&job, "updated")), (2, 2));
+    assert_eq!(
+        tickets(&deps).await,
+        [
+            ("04109164125".into(), "3.00".into()),
+            ("11144477735".into(), "4.00".into()),
+            ("52998224725".into(), "2.00".into())
+        ]
+    );
+}
+
+#[tokio::test]
+async fn skip_keeps_existing_rows_and_first_occurrences() {
+    let (deps, _db) = deps_with_fresh_db().await;
+    seed_existing(&deps).await;
+    let job = import_bytes(
+        &deps,
+        dup_csv().as_bytes(),
+        "d.csv",
+        json!({"conflict_policy": "skip"}),
+    )
+    .await;
+    assert_eq!((count(&job, "inserted"), count(&job, "skipped")), (2, 2));
+    assert_eq!(
+        tickets(&deps).await,
+        [
+            ("04109164125".into(), "1.00".into()),
+            ("11144477735".into(), "99.00".into()),
+            ("52998224725".into(), "2.00".into())
+        ]
+    );
+}
+
+#[tokio::test]
+async fn reject_rejects_later_duplicates_and_existing_keys() {
+    let (deps, _db) = deps_with_fresh_db().await;
+    seed_existing(&deps).await;
+    let job = import_bytes(
+        &deps,
+        dup_csv().as_bytes(),
+        "d.csv",
+        json!({"conflict_policy": "reject"}),
+    )
+    .await;
+    assert_eq!(count(&job, "inserted"), 2);
+    assert_eq!(job.counts["rejected_by_reason"]["duplicate_key"], 2);
+    assert_eq!(
+        tickets(&deps).await[1],
+        ("11144477735".into(), "99.00".into())
+    );
+    let report = download(&deps, &keys::error_report(job.id)).await;
+    let rows = report_rows(report);
+    assert_eq!(
+        rows.iter().map(|r| r[0].clone()).collect::<Vec<_>>(),
+        ["4", "5"]
+    );
+}
+
+#[tokio::test]
+async fn a_dry_run_counts_the_same_and_writes_nothing() {
+    let (deps, _db) = deps_with_fresh_db().await;
+    seed_existing(&deps).await;
+    let job = import_bytes(
+        &deps,
+        dup_csv().as_bytes(),
+        "d.csv",
+        json!({"conflict_policy": "upsert", "dry_run": true}),
+    )
+    .await;
+    assert_eq!(job.state, JobState::Succeeded, "{:?}", job.error);
+    assert_eq!((count(&job, "inserted"), count(&job, "updated")), (2, 2));
+    assert_eq!(
+        tickets(&deps).await,
+        [("11144477735".into(), "99.00".into())]
+    );
+}
+
+#[tokio::test]
+async fn the_same_event_twice_loads_once() {
+    let (deps, _db) = deps_with_fresh_db().await;
+    let job = import_bytes(&deps, SPEC_TXT.as_bytes(), "base.txt", upsert()).await;
+    let key = job.object_key.clone().unwrap();
+    let failures = deliver(&deps, &key, SPEC_TXT.len(), job.etag.as_deref().unwrap()).await;
+    assert_eq!(
+        failures, 0,
+        "a duplicate event of a finished import is dropped"
+    );
+    let again = deps.db.job(job.id).await.unwrap().unwrap();
+    assert_eq!(again.attempts, 1);
+    assert_eq!(again.counts, job.counts);
+    assert_eq!(table(&deps).await.len(), 2);
+}
+
+fn big_csv(rows: u64) -> String {
+    let mut text = String::from(
+        "CPF;PRIVATE;INCOMPLETO;DATA DA ÚLTIMA COMPRA;TICKET MÉDIO;TICKET DA ÚLTIMA COMPRA;LOJA MAIS FREQUÊNTE;LOJA DA ÚLTIMA COMPRA\n",
+    );
+    for i in 0..rows {
+        // Every 7th row repeats an earlier CPF, every 11th is malformed.
+        let n = if i % 7 == 6 { i - 3 } else { i };
+        let cpf = if i % 11 == 10 {
+            "12.3".to_string()
+        } else {
+            format!("{:011}", 10_000_000_000u64 + n)
+        };
+        text.push_str(&format!(
+            "{cpf};0;1;2020-01-{:02};{},50;;;\n",
+            1 + i % 28,
+            i
+        ));
+    }
+    text
+}
+
+/// A worker killed mid-file: the redelivered event resumes after the last
+/// committed part, and the table and counts are those of one clean run.
+#[tokio::test]
+async fn a_worker_killed_mid_file_resumes_after_the_last_committed_part() {
+    let text = big_csv(30_000);
+    let (clean_deps, _clean_db) = deps_with_fresh_db().await;
+    let mut cfg = (*clean_deps.config).clone();
+    cfg.import_part_rows = 1_000;
+    let clean_deps = Deps {
+        config: std::sync::Arc::new(cfg.clone()),
+        ..clean_deps
+    };
+    let clean = import_bytes(&clean_deps, text.as_bytes(), "big.csv", upsert()).await;
+    assert_eq!(clean.state, JobState::Succeeded, "{:?}", clean.error);
+
+    let (deps, _db) = deps_with_fresh_db().await;
+    let deps = Deps {
+        config: std::sync::Arc::new(Config {
+            database_url: deps.config.database_url.clone(),
+            ..cfg
+        }),
+        ..deps
+    };
+    let (owner, _) = deps.db.create_api_key("kill test").await.unwrap();
+    let id = Uuid::new_v4();
+    let key = keys::import(id, "big.csv");
+    deps.db
+        .create_job(NewJob {
+            id,
+            owner,
+            kind: JobKind::Import,
+            dataset: "user_purchase".into(),
+            state: JobState::AwaitingUpload,
+            format: None,
+            options: upsert(),
+            filename: Some("big.csv".into()),
+            object_key: Some(key.clone()),
+            declared_size: Some(text.len() as i64),
+            upload_id: None,
+        })
+        .await
+        .unwrap();
+    let put = deps
+        .s3
+        .client
+        .put_object()
+        .bucket(&deps.config.bucket)
+        .key(&key)
+        .body(text.clone().into_bytes().into())
+        .send()
+        .await
+        .unwrap();
+    let etag = put.e_tag().unwrap().trim_matches('"').to_string();
+
+    // Kill the worker once a few parts are committed. It runs with its own
+    // connection pool, as a separate process would, so its dropped
+    // connections die with it.
+    let doomed = Deps::from_config((*deps.config).clone()).await.unwrap();
+    let running = {
+        let (doomed, key, etag, size) = (doomed.clone(), key.clone(), etag.clone(), text.len());
+        tokio::spawn(async move { deliver(&doomed, &key, size, &etag).await })
+    };
+    loop {
+        let job = deps.db.job(id).await.unwrap().unwrap();
+        if job.parts_done >= 3 {
+            break;
+        }
+        assert!(
+            !job.state.is_terminal(),
+            "finished before it could be killed: {:?}",
+            job.counts
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    running.abort();
+    let _ = running.await;
+    doomed.db.pool.close().await;
+    let killed = deps.db.job(id).await.unwrap().unwrap();
+    assert_eq!(killed.state, JobState::Running);
+    assert!(
+        killed.parts_done >= 3 && killed.parts_done < 30,
+        "{}",
+        killed.parts_done
+    );
+    // Time passes: the dead worker's lease runs out.
+    sqlx::query("update jobs set lease_until = now() - interval '1 second' where id = $1")
+        .bind(id)
+        .execute(&deps.db.pool)
+        .await
+        .unwrap();
+    assert!(matches!(
+        deps.db
+            .record_upload(id, &key, text.len() as i64, &etag)
+            .await
+            .unwrap(),
+        UploadOutcome::AlreadyRecorded(_)
+    ));
+    assert_eq!(deliver(&deps, &key, text.len(), &etag).await, 0);
+    let resumed = deps.db.job(id).await.unwrap().unwrap();
+    assert_eq!(resumed.state, JobState::Succeeded, "{:?}", resumed.error);
+    assert_eq!(resumed.attempts, 2);
+    let mut a = resumed.counts.clone();
+    let mut b = clean.counts.clone();
+    for c in [&mut a, &mut b] {
+        let c = c.as_object_mut().unwrap();
+        c.remove("duration_ms");
+        c.remove("error_report_key");
+    }
+    assert_eq!(a, b, "counts of the resumed run equal a clean run's");
+    assert_eq!(table(&deps).await, table(&clean_deps).await);
+    let parts = deps.db.job_parts(id).await.unwrap();
+    assert_eq!(parts.len(), 30);
+    assert_eq!(
+        parts.iter().map(|p| p.rows_read as u64).sum::<u64>(),
+        30_000
+    );
+    // Every rejected row is in the report once.
+    let report = report_rows(download(&deps, &keys::error_report(id)).await);
+    assert_eq!(
+        report.len() as u64,
+        resumed.counts["rejected"].as_u64().unwrap()
+    );
+}
+
+use xlport_adapters::Config;
+
+#[tokio::test]
+async fn files_that_cannot_be_imported_fail_with_a_reason_and_write_nothing() {
+    let (deps, _db) = deps_with_fresh_db().await;
+    let cases: [(&[u8], &str, &str); 3] = [
+        (
+            b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj\n",
+            "a.pdf",
+            "not a spreadsheet",
+        ),
+        (b"CPF;PRIVATE;TICKET MEDIO\n1;2;3\n", "a.csv", "INCOMPLETO"),
+        (
+            &xlsx_fixture(&[(Some(1.0), "")])[..300],
+            "cut.xlsx",
+            "truncated",
+        ),
+    ];
+    for (bytes, name, needle) in cases {
+        let job = import_bytes(&deps, bytes, name, upsert()).await;
+        assert_eq!(job.state, JobState::Failed, "{name}");
+        let error = job.error.unwrap_or_default();
+        assert!(
+            error.to_lowercase().contains(&needle.to_lowercase()),
+            "{name}: {error}"
+        );
+    }
+    assert!(table(&deps).await.is_empty());
+}
+
+#[tokio::test]
+async fn a_header_without_rows_is_a_succeeded_empty_import() {
+    let (deps, _db) = deps_with_fresh_db().await;
+    let job = import_bytes(
+        &deps,
+        SPEC_TXT.lines().next().unwrap().as_bytes(),
+        "h.txt",
+        upsert(),
+    )
+    .await;
+    assert_eq!(job.state, JobState::Succeeded, "{:?}", job.error);
+    assert_eq!(count(&job, "rows_read"), 0);
+    assert!(
+        job.warnings.to_string().contains("no data rows"),
+        "{}",
+        job.warnings
+    );
+}
+
+async fn download(deps: &Deps, key: &str) -> Vec<u8> {
+    let obj = deps
+        .s3
+        .client
+        .get_object()
+        .bucket(&deps.config.bucket)
+        .key(key)
+        .send()
+        .await
+        .unwrap();
+    obj.body.collect().await.unwrap().into_bytes().to_vec()
+}
+
+fn report_rows(bytes: Vec<u8>) -> Vec<Vec<String>> {
+    use calamine::Reader;
+    let mut book = calamine::Xlsx::new(std::io::Cursor::new(bytes)).unwrap();
+    let range = book.worksheet_range("rejected rows").unwrap();
+    range
+        .rows()
+        .skip(1)
+        .map(|r| r.iter().map(|c| c.to_string()).collect())
+        .collect()
+}
+
+fn first_report_row(bytes: Vec<u8>) -> Vec<String> {
+    report_rows(bytes)
+        .into_iter()
+        .next()
+        .expect("a rejected row")
+}
+
+/// End to end: create the import, upload with plain curl through presigned
+/// multipart part URLs, complete, and watch it through GET /jobs/{id}.
+#[tokio::test]
+async fn multipart_upload_with_curl_through_the_api() {
+    let stack = Stack::connect().await;
+    let key = stack.new_key().await;
+    // Over the multipart threshold the test stack uses (XLPORT_MULTIPART_THRESHOLD_BYTES).
+    let mut text = big_csv(400_000);
+    let threshold = stack.deps.config.multipart_threshold_bytes as usize;
+    assert!(text.len() > threshold, "{} <= {threshold}", text.len());
+    text.truncate(text.len());
+    let dir = std::env::temp_dir().join(format!("xlport-mp-{}", Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (status, job) = stack
+        .call(Method::POST, "/imports", Some(&key),
+            Some(json!({"dataset": "user_purchase", "filename": "big.csv", "size": text.len(), "dry_run": true})))
+        .await;
+    assert_eq!(status, 201, "{job}");
+    assert_eq!(job["upload"]["type"], "multipart");
+    let part_size = job["upload"]["part_size"].as_u64().unwrap() as usize;
+    let parts = job["upload"]["parts"].as_array().unwrap().clone();
+    assert_eq!(parts.len(), text.len().div_ceil(part_size));
+    let id = job["id"].as_str().unwrap().to_string();
+
+    let mut done = Vec::new();
+    for (i, p) in parts.iter().enumerate() {
+        // Upload all but the last part, then "resume" by asking what is there.
+        if i + 1 == parts.len() {
+            break;
+        }
+        let chunk = &text.as_bytes()[i * part_size..((i + 1) * part_size).min(text.len())];
+        let file = dir.join(format!("part{i}"));
+        std::fs::write(&file, chunk).unwrap();
+        curl_upload(p["url"].as_str().unwrap(), &file).unwrap();
+        done.push(i + 1);
+    }
+    let (status, more) = stack
+        .call(
+            Method::POST,
+            &format!("/imports/{id}/parts"),
+            Some(&key),
+            Some(json!({"part_numbers": [parts.len()]})),
+        )
+        .await;
+    assert_eq!(status, 200, "{more}");
+    let uploaded: Vec<u64> = more["uploaded"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["part_number"].as_u64().unwrap())
+        .collect();
+    assert_eq!(uploaded, done.iter().map(|n| *n as u64).collect::<Vec<_>>());
+    let last = parts.len() - 1;
+    let file = dir.join("last");
+    std::fs::write(&file, &text.as_bytes()[last * part_size..]).unwrap();
+    curl_upload(more["parts"][0]["url"].as_str().unwrap(), &file).unwrap();
+    let (_, more) = stack
+        .call(
+            Method::POST,
+            &format!("/imports/{id}/parts"),
+            Some(&key),
+            Some(json!({"part_numbers": [1]})),
+        )
+        .await;
+    let etags: Vec<Value> = more["uploaded"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| json!({"part_number": p["part_number"], "etag": p["etag"]}))
+        .collect();
+    let (status, body) = stack
+        .call(
+            Method::POST,
+            &format!("/imports/{id}/complete"),
+            Some(&key),
+            Some(json!({"parts": etags})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+
+    let job = stack
+        .wait_job(&key, &id, Duration::from_secs(180), |j| {
+            j["state"] == "succeeded" || j["state"] == "failed"
+        })
+        .await;
+    assert_eq!(job["state"], "succeeded", "{job}");
+    assert_eq!(job["counts"]["rows_read"], 400_000);
+    assert_eq!(job["counts"]["dry_run"], true);
+    assert_eq!(job["parts"].as_array().unwrap().len(), 40);
+    assert!(
+        job["error_report_url"]
+            .as_str()
+            .unwrap()
+            .starts_with("http")
+    );
+    std::fs::remove_dir_all(dir).ok();
+}
+
+/// A poison file through the real queue: the job fails with a reason a
+/// person can act on, and the message ends in the dead-letter queue.
+#[tokio::test]
+async fn a_poison_file_fails_its_job_and_its_message_is_dead_lettered() {
+    let stack = Stack::connect().await;
+    let key = stack.new_key().await;
+    let file = std::env::temp_dir().join(format!("xlport-poison-{}.xlsx", Uuid::new_v4()));
+    std::fs::write(
+        &file,
+        b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1 this is an encrypted workbook",
+    )
+    .unwrap();
+    let size = std::fs::metadata(&file).unwrap().len();
+    let (_, job) = stack
+        .call(
+            Method::POST,
+            "/imports",
+            Some(&key),
+            Some(json!({"dataset": "user_purchase", "filename": "secret.xlsx", "size": size})),
+        )
+        .await;
+    curl_upload(job["upload"]["url"].as_str().unwrap(), &file).unwrap();
+    let id = job["id"].as_str().unwrap();
+    let object_key = job["object"]["key"].as_str().unwrap().to_string();
+    let job = stack
+        .wait_job(&key, id, Duration::from_secs(60), |j| {
+            j["state"] == "failed"
+        })
+        .await;
+    assert!(
+        job["error"].as_str().unwrap().contains("encrypted"),
+        "{job}"
+    );
+
+    let sqs = &stack.deps.sqs.client;
+    let dlq = format!("{}-dlq", stack.deps.config.imports_queue_url);
+    let start = std::time::Instant::now();
+    let mut found = false;
+    while !found && start.elapsed() < Duration::from_secs(90) {
+        let out = sqs
+            .receive_message()
+            .queue_url(&dlq)
+            .max_number_of_messages(10)
+            .wait_time_seconds(2)
+            .visibility_timeout(1)
+            .send()
+            .await
+            .unwrap();
+        for m in out.messages.unwrap_or_default() {
+            if m.body().unwrap_or_default().contains(&object_key) {
+                sqs.delete_message()
+                    .queue_url(&dlq)
+                    .receipt_handle(m.receipt_handle().unwrap())
+                    .send()
+                    .await
+                    .unwrap();
+                found = true;
+            }
+        }
+    }
+    assert!(found, "the poison file's event reached the DLQ");
+    std::fs::remove_file(file).ok();
+}
