@@ -15,6 +15,11 @@ use sqlx::postgres::PgPoolCopyExt;
 use xlport_adapters::{Config, postgres};
 use xlport_core::export::{mask_cnpj, mask_cpf, split_copy_line};
 
+mod import;
+mod rss;
+
+pub use rss::RssSampler;
+
 #[derive(Parser)]
 struct Cli {
     #[command(subcommand)]
@@ -42,6 +47,18 @@ enum Command {
         #[arg(long)]
         reuse: bool,
     },
+    /// Import the same N rows as inline-strings xlsx, CSV and shared-strings
+    /// xlsx, end to end, against calamine alone and COPY FROM.
+    Import {
+        #[arg(long, default_value_t = 1_000_000)]
+        rows: u64,
+        #[arg(long, env = "XLPORT_BENCH_API")]
+        api: String,
+        #[arg(long, env = "XLPORT_BENCH_TOKEN")]
+        token: String,
+        #[arg(long, default_value = "/tmp")]
+        scratch: PathBuf,
+    },
 }
 
 #[tokio::main]
@@ -57,6 +74,23 @@ async fn main() -> anyhow::Result<()> {
             scratch,
             reuse,
         } => export(&config, rows, &api, &token, concurrent, &scratch, reuse).await,
+        Command::Import {
+            rows,
+            api,
+            token,
+            scratch,
+        } => {
+            import::run(
+                &config,
+                import::Args {
+                    rows,
+                    api: &api,
+                    token: &token,
+                    scratch: &scratch,
+                },
+            )
+            .await
+        }
     }
 }
 
@@ -199,7 +233,7 @@ async fn export(
     Ok(())
 }
 
-fn round(x: f64) -> f64 {
+pub fn round(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
 }
 
@@ -253,30 +287,8 @@ fn write_only_baseline(text: &str, path: &std::path::Path) -> anyhow::Result<(f6
 /// Peak resident set (VmHWM) of the export worker processes cargo lambda
 /// watch runs, in MB: the largest across instances.
 fn worker_peak_rss_mb() -> Option<f64> {
-    let mut peak: Option<f64> = None;
-    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
-        let path = entry.path();
-        let Ok(cmdline) = std::fs::read(path.join("cmdline")) else {
-            continue;
-        };
-        let cmd = String::from_utf8_lossy(&cmdline);
-        if !cmd
-            .split('\0')
-            .next()
-            .is_some_and(|p| p.ends_with("/export-worker"))
-        {
-            continue;
-        }
-        let Ok(status) = std::fs::read_to_string(path.join("status")) else {
-            continue;
-        };
-        let kb = status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))
-            .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok());
-        if let Some(kb) = kb {
-            peak = Some(peak.map_or(kb / 1024.0, |p: f64| p.max(kb / 1024.0)));
-        }
-    }
-    peak.map(|p| (p * 10.0).round() / 10.0)
+    rss::process_memory_mb("/export-worker")
+        .into_iter()
+        .map(|(_, hwm)| (hwm * 10.0).round() / 10.0)
+        .reduce(f64::max)
 }

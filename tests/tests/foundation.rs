@@ -290,3 +290,48 @@ async fn a_poison_message_is_retried_then_dead_lettered_and_the_test_event_is_no
         .unwrap_or(0);
     assert!(receives >= 3, "received {receives} times before the DLQ");
 }
+
+/// The admin binary is also the `migrate` Lambda function Terraform invokes
+/// on deploy: through the local runtime, as AWS would call it.
+#[tokio::test]
+async fn the_admin_function_migrates_and_creates_keys_as_a_lambda() {
+    let stack = Stack::connect().await;
+    let invoke = format!(
+        "{}/2015-03-31/functions/xlport-admin/invocations",
+        stack.api.trim_end_matches("/lambda-url/api")
+    );
+    let migrated: serde_json::Value = stack
+        .http
+        .post(&invoke)
+        .json(&json!({"command": "migrate"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(migrated["ok"], true, "{migrated}");
+    assert!(migrated["migrations_applied"].as_u64().unwrap() >= 3);
+    let created: serde_json::Value = stack
+        .http
+        .post(&invoke)
+        .json(&json!({"command": "create-key", "name": "from lambda"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let key = created["key"].as_str().expect("a key");
+    let (status, _) = stack.call(Method::GET, "/jobs", Some(key), None).await;
+    assert_eq!(status, 200);
+    let bad = stack
+        .http
+        .post(&invoke)
+        .json(&json!({"command": "drop-everything"}))
+        .send()
+        .await
+        .unwrap();
+    let text = bad.text().await.unwrap();
+    assert!(text.contains("unknown command"), "{text}");
+}

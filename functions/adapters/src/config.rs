@@ -13,10 +13,24 @@ pub enum Profile {
     Aws,
 }
 
+/// Where the database password lives on AWS (see infra/README.md,
+/// "Function environment"); `secrets::resolve_database_url` reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DatabaseSecret {
+    pub arn: String,
+    pub host: String,
+    pub port: u16,
+    pub name: String,
+    pub user: String,
+    pub sslmode: String,
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
     pub profile: Profile,
+    /// Empty until resolved when the password comes from `database_secret`.
     pub database_url: String,
+    pub database_secret: Option<DatabaseSecret>,
     pub db_max_connections: u32,
     /// Endpoint for S3 and SQS; `None` means the real AWS endpoints.
     pub aws_endpoint_url: Option<String>,
@@ -130,9 +144,27 @@ impl Config {
                 reason: "S3 parts are at least 5 MiB".into(),
             });
         }
+        // On AWS the password is in Secrets Manager: the deployment names the
+        // secret and the server, and the URL is built at cold start.
+        let database_secret = match (e.raw("DATABASE_URL"), e.raw("XLPORT_DATABASE_SECRET_ARN")) {
+            (None, Some(arn)) => Some(DatabaseSecret {
+                arn,
+                host: e.string("XLPORT_DATABASE_HOST", "127.0.0.1")?,
+                port: e.parsed("XLPORT_DATABASE_PORT", 5432)?,
+                name: e.string("XLPORT_DATABASE_NAME", "xlport")?,
+                user: e.string("XLPORT_DATABASE_USER", "xlport")?,
+                sslmode: e.parsed("XLPORT_DATABASE_SSLMODE", "require".to_string())?,
+            }),
+            _ => None,
+        };
+        let database_url = match database_secret {
+            Some(_) => String::new(),
+            None => e.string("DATABASE_URL", LOCAL_DATABASE_URL)?,
+        };
         Ok(Config {
             profile,
-            database_url: e.string("DATABASE_URL", LOCAL_DATABASE_URL)?,
+            database_url,
+            database_secret,
             db_max_connections: e.parsed("XLPORT_DB_MAX_CONNECTIONS", 4)?,
             region: region.clone(),
             bucket: e.string("XLPORT_BUCKET", "xlport")?,
@@ -193,6 +225,32 @@ mod tests {
     fn aws_profile_requires_explicit_locations() {
         let err = cfg(&[("XLPORT_PROFILE", "aws"), ("AWS_REGION", "eu-west-1")]).unwrap_err();
         assert!(matches!(err, ConfigError::Missing("DATABASE_URL")), "{err}");
+    }
+
+    #[test]
+    fn aws_profile_takes_the_database_from_a_secret() {
+        let c = cfg(&[
+            ("XLPORT_PROFILE", "aws"),
+            ("AWS_REGION", "eu-west-1"),
+            (
+                "XLPORT_DATABASE_SECRET_ARN",
+                "arn:aws:secretsmanager:eu-west-1:1:secret:rds",
+            ),
+            ("XLPORT_DATABASE_HOST", "db.internal"),
+            ("XLPORT_DATABASE_NAME", "xlport"),
+            ("XLPORT_DATABASE_USER", "xlport"),
+            ("XLPORT_BUCKET", "b"),
+            ("XLPORT_IMPORTS_QUEUE_URL", "https://sqs/imports"),
+            ("XLPORT_EXPORTS_QUEUE_URL", "https://sqs/exports"),
+        ])
+        .unwrap();
+        let s = c.database_secret.expect("secret");
+        assert_eq!(
+            (s.host.as_str(), s.port, s.sslmode.as_str()),
+            ("db.internal", 5432, "require")
+        );
+        assert!(c.database_url.is_empty());
+        assert_eq!(c.aws_endpoint_url, None);
     }
 
     #[test]

@@ -33,6 +33,12 @@ pub async fn merge_part(
     if part.valid_rows == 0 {
         return Ok((counts, Vec::new()));
     }
+    // A part's rows and its counts commit together, so a commit lost in a
+    // Postgres crash only means the part is loaded again on resume: no need
+    // to wait for the WAL flush on every part.
+    sqlx::query("set local synchronous_commit = off")
+        .execute(&mut *conn)
+        .await?;
     let stage = staging(dataset);
     let table = &dataset.table;
     let key = &dataset.key;
@@ -60,17 +66,18 @@ pub async fn merge_part(
                 .filter(|c| *c != key)
                 .map(|c| format!("{c} = excluded.{c}"))
                 .collect();
-            let inserted: Vec<bool> = sqlx::query_scalar(AssertSqlSafe(format!(
-                "insert into {table} ({list}, last_job_id, updated_at) \
+            let inserted: i64 = sqlx::query_scalar(AssertSqlSafe(format!(
+                "with merged as (insert into {table} ({list}, last_job_id, updated_at) \
                  select {list}, $1, now() from (select distinct on ({key}) * from {stage} order by {key}, ord desc) s \
                  on conflict ({key}) do update set {}, last_job_id = excluded.last_job_id, updated_at = excluded.updated_at \
-                 returning (xmax = 0)",
+                 returning (xmax = 0) as inserted) \
+                 select count(*) filter (where inserted) from merged",
                 updates.join(", ")
             )))
             .bind(job)
-            .fetch_all(&mut *conn)
+            .fetch_one(&mut *conn)
             .await?;
-            let new = inserted.iter().filter(|b| **b).count() as u64;
+            let new = inserted as u64;
             counts.inserted += new;
             // Every other valid row updated a row: one already in the table, or
             // one an earlier occurrence in this file wrote.

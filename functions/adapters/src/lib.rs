@@ -6,6 +6,7 @@ pub mod config;
 pub mod imports;
 pub mod postgres;
 pub mod s3;
+pub mod secrets;
 pub mod sqs;
 pub mod telemetry;
 pub mod worker;
@@ -27,9 +28,10 @@ pub struct Deps {
 }
 
 impl Deps {
-    pub async fn from_config(config: Config) -> anyhow::Result<Self> {
+    pub async fn from_config(mut config: Config) -> anyhow::Result<Self> {
         let datasets = Datasets::load(config.datasets_file.as_deref())?;
         let sdk = aws::sdk_config(&config).await;
+        secrets::resolve_database_url(&mut config, &sdk).await?;
         let pool = postgres::connect(&config).await?;
         Ok(Deps {
             s3: s3::S3Store::new(aws::s3_client(&sdk, &config), config.bucket.clone()),

@@ -1,9 +1,13 @@
 //! `xlport-admin`: what an operator runs against a deployment's database.
+//! The same binary is the `migrate` Lambda function on AWS: started by the
+//! Lambda runtime with no arguments, it takes `{"command": "migrate"}` or
+//! `{"command": "create-key", "name": "..."}` as its event.
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use serde_json::{Value, json};
 use sqlx::migrate::MigrateDatabase;
-use xlport_adapters::{Config, postgres};
+use xlport_adapters::{Config, aws, postgres, secrets};
 
 #[derive(Parser)]
 #[command(
@@ -46,35 +50,79 @@ enum Command {
     },
 }
 
+/// The configuration with the database URL resolved (from Secrets Manager on AWS).
+async fn config() -> anyhow::Result<Config> {
+    let mut config = Config::from_env()?;
+    let sdk = aws::sdk_config(&config).await;
+    secrets::resolve_database_url(&mut config, &sdk).await?;
+    Ok(config)
+}
+
+async fn migrate(config: &Config) -> anyhow::Result<usize> {
+    if !sqlx::Postgres::database_exists(&config.database_url)
+        .await
+        .context("cannot reach Postgres")?
+    {
+        sqlx::Postgres::create_database(&config.database_url)
+            .await
+            .context("cannot create the database")?;
+        eprintln!("created database");
+    }
+    let pool = postgres::connect(config).await?;
+    postgres::migrate(&pool).await?;
+    let applied: i64 = sqlx::query_scalar("select count(*) from _sqlx_migrations where success")
+        .fetch_one(&pool)
+        .await?;
+    Ok(applied as usize)
+}
+
+async fn create_key(config: &Config, name: &str) -> anyhow::Result<Value> {
+    let store = postgres::PgStore::new(postgres::connect(config).await?);
+    let (id, key) = store.create_api_key(name).await?;
+    Ok(json!({"id": id.0, "name": name, "key": key}))
+}
+
+/// The Lambda handler: one command per invocation.
+async fn lambda(event: lambda_runtime::LambdaEvent<Value>) -> Result<Value, lambda_runtime::Error> {
+    let config = config().await?;
+    let payload = event.payload;
+    match payload.get("command").and_then(Value::as_str) {
+        Some("migrate") => Ok(json!({"ok": true, "migrations_applied": migrate(&config).await?})),
+        Some("create-key") => {
+            let name = payload
+                .get("name")
+                .and_then(Value::as_str)
+                .unwrap_or("default");
+            Ok(create_key(&config, name).await?)
+        }
+        other => Err(format!(
+            "unknown command {other:?}: send {{\"command\": \"migrate\"}} or {{\"command\": \"create-key\", \"name\": \"...\"}}"
+        )
+        .into()),
+    }
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() && std::env::args().len() == 1 {
+        xlport_adapters::telemetry::init();
+        return lambda_runtime::run(lambda_runtime::service_fn(lambda))
+            .await
+            .map_err(|e| anyhow::anyhow!(e));
+    }
     let cli = Cli::parse();
-    let config = Config::from_env()?;
+    let config = config().await?;
     match cli.command {
         Command::Migrate => {
-            if !sqlx::Postgres::database_exists(&config.database_url)
-                .await
-                .context("cannot reach Postgres")?
-            {
-                sqlx::Postgres::create_database(&config.database_url)
-                    .await
-                    .context("cannot create the database")?;
-                eprintln!("created database");
-            }
-            let pool = postgres::connect(&config).await?;
-            postgres::migrate(&pool).await?;
+            migrate(&config).await?;
             eprintln!("migrations applied");
         }
         Command::CreateKey { name, json } => {
-            let store = postgres::PgStore::new(postgres::connect(&config).await?);
-            let (id, key) = store.create_api_key(&name).await?;
+            let created = create_key(&config, &name).await?;
             if json {
-                println!(
-                    "{}",
-                    serde_json::json!({"id": id.0, "name": name, "key": key})
-                );
+                println!("{created}");
             } else {
-                println!("{key}");
+                println!("{}", created["key"].as_str().unwrap_or_default());
             }
         }
         Command::Seed {

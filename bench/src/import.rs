@@ -1,0 +1,255 @@
+//! The import benchmark: the same N rows as an inline-strings xlsx (as
+//! rust_xlsxwriter writes), a shared-strings xlsx (as Excel and LibreOffice
+//! write) and a CSV, each imported end to end (API -> presigned PUT -> S3
+//! event -> SQS -> mapping -> import worker -> Postgres), beside calamine
+//! alone streaming the inline-strings file and Postgres `COPY FROM` of the CSV.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use calamine::{Reader, Xlsx};
+use rust_xlsxwriter::{ExcelDateTime, Format, Workbook};
+use serde_json::{Value, json};
+use sqlx::postgres::PgPoolCopyExt;
+use xlport_adapters::{Config, postgres};
+use xlport_core::export::{CsvExport, mask_cnpj, mask_cpf, split_copy_line};
+use xlport_core::sample::UserPurchaseSample;
+
+use crate::{RssSampler, round};
+
+pub struct Args<'a> {
+    pub rows: u64,
+    pub api: &'a str,
+    pub token: &'a str,
+    pub scratch: &'a Path,
+}
+
+pub async fn run(config: &Config, args: Args<'_>) -> anyhow::Result<()> {
+    let dataset = xlport_core::Datasets::builtin()?
+        .get("user_purchase")
+        .cloned()
+        .context("user_purchase")?;
+    std::fs::create_dir_all(args.scratch)?;
+    let inline = args.scratch.join("bench-inline.xlsx");
+    let shared = args.scratch.join("bench-shared.xlsx");
+    let csv = args.scratch.join("bench.csv");
+    eprintln!("writing the {} -row files", args.rows);
+    let mut text = String::new();
+    let mut sample = UserPurchaseSample::new(5);
+    for i in 0..args.rows {
+        sample.write_row(i, &mut text);
+    }
+    write_xlsx(&text, &inline, false)?;
+    write_xlsx(&text, &shared, true)?;
+    {
+        let file = std::io::BufWriter::new(std::fs::File::create(&csv)?);
+        let mut out = CsvExport::new(&dataset, file)?;
+        let mut fields = Vec::new();
+        for line in text.lines() {
+            split_copy_line(line, &mut fields);
+            out.write_row(&fields)?;
+        }
+        out.finish()?;
+    }
+    drop(text);
+
+    // Baseline 1: calamine alone, streaming every cell of the inline-strings file.
+    let started = Instant::now();
+    let mut book: Xlsx<_> = calamine::open_workbook(&inline)?;
+    let name = book.sheet_names().first().cloned().context("a sheet")?;
+    let mut cells = book.worksheet_cells_reader(&name)?;
+    let mut n = 0u64;
+    while let Some(cell) = cells.next_cell()? {
+        n += u64::from(!matches!(cell.get_value(), calamine::DataRef::Empty));
+    }
+    drop(cells);
+    let calamine_parse_only_s = started.elapsed().as_secs_f64();
+    eprintln!("calamine streaming parse: {calamine_parse_only_s:.2}s ({n} cells)");
+
+    // Baseline 2: Postgres COPY FROM of the same CSV into plain text columns.
+    let pool = postgres::connect(config).await?;
+    sqlx::query("drop table if exists bench_copy_from")
+        .execute(&pool)
+        .await?;
+    let cols: Vec<String> = (1..=11).map(|i| format!("c{i} text")).collect();
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "create unlogged table bench_copy_from ({})",
+        cols.join(", ")
+    )))
+    .execute(&pool)
+    .await?;
+    let started = Instant::now();
+    let mut copy = pool
+        .copy_in_raw("copy bench_copy_from from stdin (format csv, header)")
+        .await?;
+    copy.read_from(tokio::fs::File::open(&csv).await?).await?;
+    let loaded = copy.finish().await?;
+    let copy_from_s = started.elapsed().as_secs_f64();
+    sqlx::query("drop table bench_copy_from")
+        .execute(&pool)
+        .await?;
+    eprintln!("COPY FROM csv: {copy_from_s:.2}s ({loaded} rows)");
+
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(600))
+        .build()?;
+    let mut results = serde_json::Map::new();
+    for (label, path) in [
+        ("xlsx", &inline),
+        ("csv", &csv),
+        ("xlsx_shared_strings", &shared),
+    ] {
+        sqlx::query("truncate user_purchase").execute(&pool).await?;
+        let (secs, rss, job) = import_once(&http, &args, path).await?;
+        let read = job["counts"]["rows_read"].as_u64().unwrap_or(0);
+        if read != args.rows || job["counts"]["inserted"].as_u64() != Some(args.rows) {
+            bail!(
+                "{label}: expected {} rows inserted, got {}",
+                args.rows,
+                job["counts"]
+            );
+        }
+        eprintln!("{label}: {secs:.2}s, worker peak RSS {rss:.1} MB");
+        results.insert(format!("{label}_job_s"), json!(round(secs)));
+        results.insert(
+            format!(
+                "peak_rss{}_mb",
+                if label == "xlsx_shared_strings" {
+                    "_shared_strings"
+                } else if label == "csv" {
+                    "_csv"
+                } else {
+                    ""
+                }
+            ),
+            json!(round(rss)),
+        );
+        results.insert(
+            format!("{label}_bytes"),
+            json!(std::fs::metadata(path)?.len()),
+        );
+    }
+    let xlsx_s = results["xlsx_job_s"].as_f64().unwrap_or(0.0);
+    let csv_s = results["csv_job_s"].as_f64().unwrap_or(0.0);
+    let mut out = json!({
+        "bench": "import",
+        "rows": args.rows,
+        "calamine_parse_only_s": round(calamine_parse_only_s),
+        "copy_from_s": round(copy_from_s),
+        "xlsx_ratio_vs_calamine": round(xlsx_s / calamine_parse_only_s),
+        "csv_ratio_vs_copy_from": round(csv_s / copy_from_s),
+    });
+    for (k, v) in results {
+        out[k] = v;
+    }
+    println!("{out}");
+    for p in [inline, shared, csv] {
+        std::fs::remove_file(p).ok();
+    }
+    Ok(())
+}
+
+/// Creates the import, PUTs the file, and times from the end of the upload
+/// to the job's success; samples the worker's RSS meanwhile.
+async fn import_once(
+    http: &reqwest::Client,
+    args: &Args<'_>,
+    path: &PathBuf,
+) -> anyhow::Result<(f64, f64, Value)> {
+    let size = std::fs::metadata(path)?.len();
+    let job: Value = http
+        .post(format!("{}/imports", args.api))
+        .bearer_auth(args.token)
+        .json(&json!({"dataset": "user_purchase", "filename": path.file_name().and_then(|n| n.to_str()).unwrap_or("f"), "size": size}))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    if job["upload"]["type"] != "single" {
+        bail!(
+            "the bench stack should hand out single PUTs (raise XLPORT_MULTIPART_THRESHOLD_BYTES)"
+        );
+    }
+    let id = job["id"].as_str().context("id")?.to_string();
+    let body = tokio::fs::read(path).await?;
+    http.put(job["upload"]["url"].as_str().context("url")?)
+        .body(body)
+        .send()
+        .await?
+        .error_for_status()?;
+    let started = Instant::now();
+    let sampler = RssSampler::start("/import-worker");
+    loop {
+        let job: Value = http
+            .get(format!("{}/jobs/{id}", args.api))
+            .bearer_auth(args.token)
+            .send()
+            .await?
+            .json()
+            .await?;
+        match job["state"].as_str() {
+            Some("succeeded") => {
+                let secs = started.elapsed().as_secs_f64();
+                return Ok((secs, sampler.stop().await, job));
+            }
+            Some("failed") => bail!("import failed: {}", job["error"]),
+            _ => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+        if started.elapsed() > Duration::from_secs(1800) {
+            bail!("import {id} did not finish in 30 minutes");
+        }
+    }
+}
+
+/// The rows as an xlsx: inline strings (constant memory) or a shared-strings
+/// table (low memory mode, as Excel and LibreOffice write).
+fn write_xlsx(text: &str, path: &Path, shared_strings: bool) -> anyhow::Result<()> {
+    let mut book = Workbook::new();
+    book.set_zip_compression_level(1);
+    let date = Format::new().set_num_format("yyyy-mm-dd");
+    let sheet = if shared_strings {
+        book.add_worksheet_with_low_memory()?
+    } else {
+        book.add_worksheet_with_constant_memory()?
+    };
+    let headers = [
+        "CPF",
+        "PRIVATE",
+        "INCOMPLETO",
+        "DATA DA ÚLTIMA COMPRA",
+        "TICKET MÉDIO",
+        "TICKET DA ÚLTIMA COMPRA",
+        "LOJA MAIS FREQUÊNTE",
+        "LOJA DA ÚLTIMA COMPRA",
+    ];
+    for (c, h) in headers.iter().enumerate() {
+        sheet.write_string(0, c as u16, *h)?;
+    }
+    let mut fields = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let r = i as u32 + 1;
+        split_copy_line(line, &mut fields);
+        for (c, f) in fields.iter().take(8).enumerate() {
+            let Some(v) = f else { continue };
+            let col = c as u16;
+            match c {
+                0 => sheet.write_string(r, col, mask_cpf(v))?,
+                1 | 2 => sheet.write_number(r, col, if v == "t" { 1 } else { 0 })?,
+                3 => {
+                    let d = ExcelDateTime::from_ymd(
+                        v[0..4].parse()?,
+                        v[5..7].parse()?,
+                        v[8..10].parse()?,
+                    )?;
+                    sheet.write_datetime_with_format(r, col, d, &date)?
+                }
+                4 | 5 => sheet.write_number(r, col, v.parse::<f64>()?)?,
+                _ => sheet.write_string(r, col, mask_cnpj(v))?,
+            };
+        }
+    }
+    book.save(path)?;
+    Ok(())
+}
