@@ -210,3 +210,22 @@ pub fn md5_hex(bytes: &[u8]) -> String {
         .unwrap_or_default()
         .to_string()
 }
+
+/// An object's bytes, straight from the bucket.
+pub async fn download(deps: &Deps, key: &str) -> Vec<u8> {
+    let obj = deps
+        .s3
+        .client
+        .get_object()
+        .bucket(&deps.config.bucket)
+        .key(key)
+        .send()
+        .await
+        .expect("get object");
+    obj.body
+        .collect()
+        .await
+        .expect("object body")
+        .into_bytes()
+        .to_vec()
+}

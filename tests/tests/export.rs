@@ -12,7 +12,7 @@ use uuid::Uuid;
 use xlport_adapters::Deps;
 use xlport_adapters::postgres::{KeyId, NewJob, seed_user_purchase};
 use xlport_core::{JobKind, JobState};
-use xlport_tests::{Stack, deps_with_fresh_db};
+use xlport_tests::{Stack, deps_with_fresh_db, download};
 
 async fn new_export_job(deps: &Deps, format: &str, filter: Value) -> Uuid {
     let (owner, _) = deps.db.create_api_key("export test").await.unwrap();
@@ -43,19 +43,6 @@ fn message(job: Uuid) -> SqsEvent {
         "eventSource": "aws:sqs",
     }]}))
     .unwrap()
-}
-
-async fn download(deps: &Deps, key: &str) -> Vec<u8> {
-    let obj = deps
-        .s3
-        .client
-        .get_object()
-        .bucket(&deps.config.bucket)
-        .key(key)
-        .send()
-        .await
-        .unwrap();
-    obj.body.collect().await.unwrap().into_bytes().to_vec()
 }
 
 #[derive(sqlx::FromRow)]

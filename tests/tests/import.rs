@@ -14,7 +14,7 @@ use xlport_adapters::Deps;
 use xlport_adapters::postgres::{NewJob, UploadOutcome};
 use xlport_core::job::{Job, keys};
 use xlport_core::{JobKind, JobState};
-use xlport_tests::{Stack, curl_upload, deps_with_fresh_db};
+use xlport_tests::{Stack, curl_upload, deps_with_fresh_db, download};
 
 const SPEC_TXT: &str = "CPF                PRIVATE     INCOMPLETO  DATA DA ÚLTIMA COMPRA TICKET MÉDIO          TICKET DA ÚLTIMA COMPRA LOJA MAIS FREQUÊNTE     LOJA DA ÚLTIMA COMPRA\n\
 990.999.999-66     0           0           2013-05-22            399,00                399,00                  79.379.491/0008-50      79.379.491/0008-50\n\
@@ -560,19 +560,6 @@ async fn a_header_without_rows_is_a_succeeded_empty_import() {
         "{}",
         job.warnings
     );
-}
-
-async fn download(deps: &Deps, key: &str) -> Vec<u8> {
-    let obj = deps
-        .s3
-        .client
-        .get_object()
-        .bucket(&deps.config.bucket)
-        .key(key)
-        .send()
-        .await
-        .unwrap();
-    obj.body.collect().await.unwrap().into_bytes().to_vec()
 }
 
 fn report_rows(bytes: Vec<u8>) -> Vec<Vec<String>> {

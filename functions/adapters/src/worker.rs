@@ -6,9 +6,29 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use uuid::Uuid;
 
 use crate::Deps;
+
+/// Runs `handle` on each record of an SQS batch and reports the ones that
+/// failed as batch item failures: SQS redelivers only those, and one bad
+/// record never sends its neighbours back to the queue.
+pub async fn each_record<F, Fut>(event: SqsEvent, mut handle: F) -> SqsBatchResponse
+where
+    F: FnMut(SqsMessage) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    let mut response = SqsBatchResponse::default();
+    for record in event.records {
+        let id = record.message_id.clone().unwrap_or_default();
+        if let Err(e) = handle(record).await {
+            tracing::error!(message_id = %id, error = format!("{e:#}"), "record failed; SQS will redeliver it");
+            response.add_failure(id);
+        }
+    }
+    response
+}
 
 /// A lease owner name unique to this attempt.
 pub fn worker_id(kind: &str) -> String {

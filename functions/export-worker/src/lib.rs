@@ -22,7 +22,7 @@ use sqlx::postgres::PgPoolCopyExt;
 use xlport_adapters::Deps;
 use xlport_adapters::postgres::{Claim, export_copy_sql};
 use xlport_adapters::s3::{MultipartUpload, PartWriter, attachment_disposition};
-use xlport_adapters::worker::{Progress, ScratchDir, spawn_heartbeat, worker_id};
+use xlport_adapters::worker::{Progress, ScratchDir, each_record, spawn_heartbeat, worker_id};
 use xlport_core::Dataset;
 use xlport_core::export::{CsvExport, ExportFormat, XlsxExport, parse_filter, split_copy_line};
 use xlport_core::job::{Job, keys};
@@ -36,15 +36,11 @@ const PARTS_IN_FLIGHT: usize = 2;
 const MAX_ATTEMPTS: i32 = 3;
 
 pub async fn handle_batch(deps: &Deps, event: SqsEvent) -> SqsBatchResponse {
-    let mut response = SqsBatchResponse::default();
-    for record in event.records {
-        let id = record.message_id.clone().unwrap_or_default();
-        if let Err(e) = handle_record(deps, &record).await {
-            tracing::error!(message_id = %id, error = format!("{e:#}"), "record failed; SQS will redeliver it");
-            response.add_failure(id);
-        }
-    }
-    response
+    each_record(
+        event,
+        |record| async move { handle_record(deps, &record).await },
+    )
+    .await
 }
 
 async fn handle_record(deps: &Deps, record: &SqsMessage) -> anyhow::Result<()> {

@@ -20,7 +20,7 @@ use serde_json::json;
 use xlport_adapters::Deps;
 use xlport_adapters::imports::{merge_part, record_part};
 use xlport_adapters::postgres::{Claim, UploadOutcome};
-use xlport_adapters::worker::{Progress, ScratchDir, spawn_heartbeat, worker_id};
+use xlport_adapters::worker::{Progress, ScratchDir, each_record, spawn_heartbeat, worker_id};
 use xlport_core::JobState;
 use xlport_core::decode::{self, DecodeError, Limits};
 use xlport_core::import::{ConflictPolicy, ImportCounts, Part, PartBuilder};
@@ -33,15 +33,11 @@ const MAX_ATTEMPTS: i32 = 3;
 
 /// Handles one SQS batch and reports the records to retry.
 pub async fn handle_batch(deps: &Deps, event: SqsEvent) -> SqsBatchResponse {
-    let mut response = SqsBatchResponse::default();
-    for record in event.records {
-        let id = record.message_id.clone().unwrap_or_default();
-        if let Err(e) = handle_record(deps, &record).await {
-            tracing::error!(message_id = %id, error = format!("{e:#}"), "record failed; SQS will redeliver it");
-            response.add_failure(id);
-        }
-    }
-    response
+    each_record(
+        event,
+        |record| async move { handle_record(deps, &record).await },
+    )
+    .await
 }
 
 async fn handle_record(deps: &Deps, record: &SqsMessage) -> anyhow::Result<()> {
