@@ -22,7 +22,8 @@ where
     let mut response = SqsBatchResponse::default();
     for record in event.records {
         let id = record.message_id.clone().unwrap_or_default();
-        if let Err(e) = handle(record).await {
+        // Boxed so each handler's (deep) future type stays out of the caller's.
+        if let Err(e) = Box::pin(handle(record)).await {
             tracing::error!(message_id = %id, error = format!("{e:#}"), "record failed; SQS will redeliver it");
             response.add_failure(id);
         }

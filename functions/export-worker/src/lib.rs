@@ -74,7 +74,8 @@ async fn handle_record(deps: &Deps, record: &SqsMessage) -> anyhow::Result<()> {
             tracing::warn!(job_id = %job.id, error = %e, "could not abort the previous attempt's upload");
         }
     }
-    match run_export(deps, &job, &worker).await {
+    // Boxed: the export future is deep enough to trip rustc's layout recursion limit.
+    match Box::pin(run_export(deps, &job, &worker)).await {
         Ok(()) => Ok(()),
         Err(e) if e.downcast_ref::<Permanent>().is_some() || job.attempts >= MAX_ATTEMPTS => {
             let reason = format!("export failed: {e:#}");
