@@ -177,15 +177,27 @@ impl App {
         Ok(json_response(200, &json!(out)))
     }
 
-    async fn get_job(&self, owner: KeyId, id: &str) -> ApiResult {
-        let not_found = || ApiError::NotFound(format!("job {id}"));
+    /// The caller's job `id` (of `kind`, when given): anything else, someone
+    /// else's job included, is a 404.
+    async fn owned_job(
+        &self,
+        owner: KeyId,
+        id: &str,
+        kind: Option<JobKind>,
+    ) -> Result<xlport_core::job::Job, ApiError> {
+        let what = kind.map_or("job", JobKind::as_str);
+        let not_found = || ApiError::NotFound(format!("{what} {id}"));
         let id = Uuid::parse_str(id).map_err(|_| not_found())?;
-        let job = self
-            .deps
+        self.deps
             .db
             .job_for_owner(owner, id)
             .await?
-            .ok_or_else(not_found)?;
+            .filter(|j| kind.is_none_or(|k| j.kind == k))
+            .ok_or_else(not_found)
+    }
+
+    async fn get_job(&self, owner: KeyId, id: &str) -> ApiResult {
+        let job = self.owned_job(owner, id, None).await?;
         Ok(json_response(
             200,
             &views::job(&job, &self.deps, true).await?,
@@ -407,15 +419,7 @@ impl App {
         owner: KeyId,
         id: &str,
     ) -> Result<(xlport_core::job::Job, String, String), ApiError> {
-        let not_found = || ApiError::NotFound(format!("import {id}"));
-        let id = Uuid::parse_str(id).map_err(|_| not_found())?;
-        let job = self
-            .deps
-            .db
-            .job_for_owner(owner, id)
-            .await?
-            .filter(|j| j.kind == JobKind::Import)
-            .ok_or_else(not_found)?;
+        let job = self.owned_job(owner, id, Some(JobKind::Import)).await?;
         if job.state != JobState::AwaitingUpload {
             return Err(ApiError::Conflict(format!(
                 "import {id} is {}; its upload can no longer change",
