@@ -16,7 +16,7 @@ use xlport_adapters::{Config, postgres};
 use xlport_core::export::{CsvExport, mask_cnpj, mask_cpf, split_copy_line};
 use xlport_core::sample::UserPurchaseSample;
 
-use crate::{RssSampler, round};
+use crate::{RssSampler, round, wait_for_job};
 
 pub struct Args<'a> {
     pub rows: u64,
@@ -40,8 +40,8 @@ pub async fn run(config: &Config, args: Args<'_>) -> anyhow::Result<()> {
     for i in 0..args.rows {
         sample.write_row(i, &mut text);
     }
-    write_xlsx(&text, &inline, false)?;
-    write_xlsx(&text, &shared, true)?;
+    write_xlsx(&dataset, &text, &inline, false)?;
+    write_xlsx(&dataset, &text, &shared, true)?;
     {
         let file = std::io::BufWriter::new(std::fs::File::create(&csv)?);
         let mut out = CsvExport::new(&dataset, file)?;
@@ -181,31 +181,19 @@ async fn import_once(
         .error_for_status()?;
     let started = Instant::now();
     let sampler = RssSampler::start("/import-worker");
-    loop {
-        let job: Value = http
-            .get(format!("{}/jobs/{id}", args.api))
-            .bearer_auth(args.token)
-            .send()
-            .await?
-            .json()
-            .await?;
-        match job["state"].as_str() {
-            Some("succeeded") => {
-                let secs = started.elapsed().as_secs_f64();
-                return Ok((secs, sampler.stop().await, job));
-            }
-            Some("failed") => bail!("import failed: {}", job["error"]),
-            _ => tokio::time::sleep(Duration::from_millis(100)).await,
-        }
-        if started.elapsed() > Duration::from_secs(1800) {
-            bail!("import {id} did not finish in 30 minutes");
-        }
-    }
+    let job = wait_for_job(http, args.api, args.token, &id).await;
+    let peak = sampler.stop().await;
+    Ok((started.elapsed().as_secs_f64(), peak, job?))
 }
 
 /// The rows as an xlsx: inline strings (constant memory) or a shared-strings
 /// table (low memory mode, as Excel and LibreOffice write).
-fn write_xlsx(text: &str, path: &Path, shared_strings: bool) -> anyhow::Result<()> {
+fn write_xlsx(
+    dataset: &xlport_core::Dataset,
+    text: &str,
+    path: &Path,
+    shared_strings: bool,
+) -> anyhow::Result<()> {
     let mut book = Workbook::new();
     book.set_zip_compression_level(1);
     let date = Format::new().set_num_format("yyyy-mm-dd");
@@ -214,24 +202,14 @@ fn write_xlsx(text: &str, path: &Path, shared_strings: bool) -> anyhow::Result<(
     } else {
         book.add_worksheet_with_constant_memory()?
     };
-    let headers = [
-        "CPF",
-        "PRIVATE",
-        "INCOMPLETO",
-        "DATA DA ÚLTIMA COMPRA",
-        "TICKET MÉDIO",
-        "TICKET DA ÚLTIMA COMPRA",
-        "LOJA MAIS FREQUÊNTE",
-        "LOJA DA ÚLTIMA COMPRA",
-    ];
-    for (c, h) in headers.iter().enumerate() {
-        sheet.write_string(0, c as u16, *h)?;
+    for (c, column) in dataset.columns.iter().enumerate() {
+        sheet.write_string(0, c as u16, &column.header)?;
     }
     let mut fields = Vec::new();
     for (i, line) in text.lines().enumerate() {
         let r = i as u32 + 1;
         split_copy_line(line, &mut fields);
-        for (c, f) in fields.iter().take(8).enumerate() {
+        for (c, f) in fields.iter().take(dataset.columns.len()).enumerate() {
             let Some(v) = f else { continue };
             let col = c as u16;
             match c {

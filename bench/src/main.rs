@@ -174,26 +174,8 @@ async fn export(
     }
     let mut jobs = Vec::new();
     for id in &ids {
-        loop {
-            let job: Value = http
-                .get(format!("{api}/jobs/{id}"))
-                .bearer_auth(token)
-                .send()
-                .await?
-                .json()
-                .await?;
-            match job["state"].as_str() {
-                Some("succeeded") => {
-                    jobs.push((started.elapsed().as_secs_f64(), job));
-                    break;
-                }
-                Some("failed") => bail!("export {id} failed: {}", job["error"]),
-                _ => tokio::time::sleep(Duration::from_millis(100)).await,
-            }
-            if started.elapsed() > Duration::from_secs(1800) {
-                bail!("export {id} did not finish in 30 minutes");
-            }
-        }
+        let job = wait_for_job(&http, api, token, id).await?;
+        jobs.push((started.elapsed().as_secs_f64(), job));
     }
     let (job_s, job) = jobs
         .iter()
@@ -231,6 +213,34 @@ async fn export(
     );
     println!("{result}");
     Ok(())
+}
+
+/// Polls GET /jobs/{id} every 100 ms until the job succeeds (returned) or
+/// fails (an error), for at most 30 minutes.
+pub async fn wait_for_job(
+    http: &reqwest::Client,
+    api: &str,
+    token: &str,
+    id: &str,
+) -> anyhow::Result<Value> {
+    let started = Instant::now();
+    loop {
+        let job: Value = http
+            .get(format!("{api}/jobs/{id}"))
+            .bearer_auth(token)
+            .send()
+            .await?
+            .json()
+            .await?;
+        match job["state"].as_str() {
+            Some("succeeded") => return Ok(job),
+            Some("failed") => bail!("job {id} failed: {}", job["error"]),
+            _ => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+        if started.elapsed() > Duration::from_secs(1800) {
+            bail!("job {id} did not finish in 30 minutes");
+        }
+    }
 }
 
 pub fn round(x: f64) -> f64 {
