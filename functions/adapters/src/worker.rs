@@ -31,6 +31,21 @@ where
     response
 }
 
+/// Attempts a job gets before a failure that might be transient fails it.
+pub const MAX_ATTEMPTS: i32 = 3;
+
+/// An error no retry can fix (a bad file, a request the job cannot carry
+/// out): the job fails with this reason at once.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Permanent(pub String);
+
+/// Whether a job whose attempt number `attempt` ended in `error` should be
+/// marked failed now rather than handed back to the queue.
+pub fn gives_up(error: &anyhow::Error, attempt: i32) -> bool {
+    error.downcast_ref::<Permanent>().is_some() || attempt >= MAX_ATTEMPTS
+}
+
 /// A lease owner name unique to this attempt.
 pub fn worker_id(kind: &str) -> String {
     format!("{kind}/{}/{}", std::process::id(), Uuid::new_v4().simple())

@@ -22,7 +22,9 @@ use sqlx::postgres::PgPoolCopyExt;
 use xlport_adapters::Deps;
 use xlport_adapters::postgres::{Claim, export_copy_sql};
 use xlport_adapters::s3::{MultipartUpload, PartWriter, attachment_disposition};
-use xlport_adapters::worker::{Progress, ScratchDir, each_record, spawn_heartbeat, worker_id};
+use xlport_adapters::worker::{
+    Permanent, Progress, ScratchDir, each_record, gives_up, spawn_heartbeat, worker_id,
+};
 use xlport_core::Dataset;
 use xlport_core::export::{CsvExport, ExportFormat, XlsxExport, parse_filter, split_copy_line};
 use xlport_core::job::{Job, keys};
@@ -31,9 +33,6 @@ use xlport_core::message::ExportRequested;
 /// S3 part size for exports: small enough to keep the worker inside 128 MB.
 const PART_BYTES: usize = 8 * 1024 * 1024;
 const PARTS_IN_FLIGHT: usize = 2;
-/// Attempts before a failing export is marked failed (then the message is
-/// deleted rather than sent to the DLQ, since the job says what happened).
-const MAX_ATTEMPTS: i32 = 3;
 
 pub async fn handle_batch(deps: &Deps, event: SqsEvent) -> SqsBatchResponse {
     each_record(
@@ -77,7 +76,9 @@ async fn handle_record(deps: &Deps, record: &SqsMessage) -> anyhow::Result<()> {
     // Boxed: the export future is deep enough to trip rustc's layout recursion limit.
     match Box::pin(run_export(deps, &job, &worker)).await {
         Ok(()) => Ok(()),
-        Err(e) if e.downcast_ref::<Permanent>().is_some() || job.attempts >= MAX_ATTEMPTS => {
+        // A failed export's message is deleted rather than dead-lettered:
+        // the job says what happened.
+        Err(e) if gives_up(&e, job.attempts) => {
             let reason = format!("export failed: {e:#}");
             tracing::error!(job_id = %job.id, reason, "export failed");
             deps.db.fail_job(job.id, &reason).await?;
@@ -90,11 +91,6 @@ async fn handle_record(deps: &Deps, record: &SqsMessage) -> anyhow::Result<()> {
         }
     }
 }
-
-/// An error no retry can fix (bad request stored on the job).
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-struct Permanent(String);
 
 async fn run_export(deps: &Deps, job: &Job, worker: &str) -> anyhow::Result<()> {
     let started = Instant::now();

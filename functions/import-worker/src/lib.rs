@@ -20,16 +20,16 @@ use serde_json::json;
 use xlport_adapters::Deps;
 use xlport_adapters::imports::{merge_part, record_part};
 use xlport_adapters::postgres::{Claim, UploadOutcome};
-use xlport_adapters::worker::{Progress, ScratchDir, each_record, spawn_heartbeat, worker_id};
+use xlport_adapters::worker::{
+    MAX_ATTEMPTS, Permanent, Progress, ScratchDir, each_record, gives_up, spawn_heartbeat,
+    worker_id,
+};
 use xlport_core::JobState;
 use xlport_core::decode::{self, DecodeError, Limits};
 use xlport_core::import::{ConflictPolicy, ImportCounts, Part, PartBuilder};
 use xlport_core::job::{Job, keys};
 use xlport_core::message::{ImportNotification, ObjectCreated, parse_import_notification};
 use xlport_core::ports::StoreError;
-
-/// Attempts before a failing import is marked failed.
-const MAX_ATTEMPTS: i32 = 3;
 
 /// Handles one SQS batch and reports the records to retry.
 pub async fn handle_batch(deps: &Deps, event: SqsEvent) -> SqsBatchResponse {
@@ -109,11 +109,6 @@ async fn handle_object(deps: &Deps, object: &ObjectCreated) -> anyhow::Result<()
     process(deps, job_id).await
 }
 
-/// An error no retry can fix: the job fails with this reason.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-struct Permanent(String);
-
 async fn process(deps: &Deps, job_id: uuid::Uuid) -> anyhow::Result<()> {
     let worker = worker_id("import-worker");
     let job = match deps
@@ -145,7 +140,7 @@ async fn process(deps: &Deps, job_id: uuid::Uuid) -> anyhow::Result<()> {
     // Boxed: the import future is deep enough to trip rustc's layout recursion limit.
     match Box::pin(run_import(deps, &job, &worker)).await {
         Ok(()) => Ok(()),
-        Err(e) if e.downcast_ref::<Permanent>().is_some() || job.attempts >= MAX_ATTEMPTS => {
+        Err(e) if gives_up(&e, job.attempts) => {
             let reason = format!("{e:#}");
             tracing::error!(%job_id, reason, "import failed");
             deps.db.fail_job(job_id, &reason).await?;
