@@ -229,3 +229,25 @@ pub async fn download(deps: &Deps, key: &str) -> Vec<u8> {
         .into_bytes()
         .to_vec()
 }
+
+/// A `;`-separated CSV in the original columns, `rows` long: every 7th row
+/// repeats an earlier CPF and every 11th has a malformed one.
+pub fn big_csv(rows: u64) -> String {
+    let mut text = String::from(
+        "CPF;PRIVATE;INCOMPLETO;DATA DA ÚLTIMA COMPRA;TICKET MÉDIO;TICKET DA ÚLTIMA COMPRA;LOJA MAIS FREQUÊNTE;LOJA DA ÚLTIMA COMPRA\n",
+    );
+    for i in 0..rows {
+        let n = if i % 7 == 6 { i - 3 } else { i };
+        let cpf = if i % 11 == 10 {
+            "12.3".to_string()
+        } else {
+            format!("{:011}", 10_000_000_000u64 + n)
+        };
+        text.push_str(&format!(
+            "{cpf};0;1;2020-01-{:02};{},50;;;\n",
+            1 + i % 28,
+            i
+        ));
+    }
+    text
+}

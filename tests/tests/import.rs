@@ -14,7 +14,7 @@ use xlport_adapters::Deps;
 use xlport_adapters::postgres::{NewJob, UploadOutcome};
 use xlport_core::job::{Job, keys};
 use xlport_core::{JobKind, JobState};
-use xlport_tests::{Stack, curl_upload, deps_with_fresh_db, download};
+use xlport_tests::{Stack, big_csv, curl_upload, deps_with_fresh_db, download};
 
 const SPEC_TXT: &str = "CPF                PRIVATE     INCOMPLETO  DATA DA ÚLTIMA COMPRA TICKET MÉDIO          TICKET DA ÚLTIMA COMPRA LOJA MAIS FREQUÊNTE     LOJA DA ÚLTIMA COMPRA\n\
 990.999.999-66     0           0           2013-05-22            399,00                399,00                  79.379.491/0008-50      79.379.491/0008-50\n\
@@ -366,27 +366,6 @@ async fn the_same_event_twice_loads_once() {
     assert_eq!(again.attempts, 1);
     assert_eq!(again.counts, job.counts);
     assert_eq!(table(&deps).await.len(), 2);
-}
-
-fn big_csv(rows: u64) -> String {
-    let mut text = String::from(
-        "CPF;PRIVATE;INCOMPLETO;DATA DA ÚLTIMA COMPRA;TICKET MÉDIO;TICKET DA ÚLTIMA COMPRA;LOJA MAIS FREQUÊNTE;LOJA DA ÚLTIMA COMPRA\n",
-    );
-    for i in 0..rows {
-        // Every 7th row repeats an earlier CPF, every 11th is malformed.
-        let n = if i % 7 == 6 { i - 3 } else { i };
-        let cpf = if i % 11 == 10 {
-            "12.3".to_string()
-        } else {
-            format!("{:011}", 10_000_000_000u64 + n)
-        };
-        text.push_str(&format!(
-            "{cpf};0;1;2020-01-{:02};{},50;;;\n",
-            1 + i % 28,
-            i
-        ));
-    }
-    text
 }
 
 /// A worker killed mid-file: the redelivered event resumes after the last
