@@ -17,6 +17,7 @@ use xlport_core::export::{mask_cnpj, mask_cpf, split_copy_line};
 
 mod import;
 mod rss;
+mod upload;
 
 pub use rss::RssSampler;
 
@@ -59,6 +60,22 @@ enum Command {
         #[arg(long, default_value = "/tmp")]
         scratch: PathBuf,
     },
+    /// Upload files of each size (MB) with the `xlport` CLI and with curl.
+    Upload {
+        #[arg(long, value_delimiter = ',', default_value = "256,2048")]
+        sizes_mb: Vec<u64>,
+        #[arg(long, env = "XLPORT_BENCH_API")]
+        api: String,
+        #[arg(long, env = "XLPORT_BENCH_TOKEN")]
+        token: String,
+        #[arg(long, default_value = "/tmp")]
+        scratch: PathBuf,
+        /// The CLI binary (a release build).
+        #[arg(long, default_value = "target/release/xlport")]
+        cli: PathBuf,
+        #[arg(long, default_value_t = 4)]
+        parallel: u16,
+    },
 }
 
 #[tokio::main]
@@ -87,6 +104,28 @@ async fn main() -> anyhow::Result<()> {
                     api: &api,
                     token: &token,
                     scratch: &scratch,
+                },
+            )
+            .await
+        }
+        Command::Upload {
+            sizes_mb,
+            api,
+            token,
+            scratch,
+            cli,
+            parallel,
+        } => {
+            let deps = xlport_adapters::Deps::from_config(config).await?;
+            upload::run(
+                &deps,
+                upload::Args {
+                    sizes_mb: &sizes_mb,
+                    api: &api,
+                    token: &token,
+                    scratch: &scratch,
+                    cli: &cli,
+                    parallel,
                 },
             )
             .await

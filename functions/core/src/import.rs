@@ -2,12 +2,13 @@
 //! cutting validated rows into parts of N non-blank data rows, each carrying
 //! its COPY text for the valid rows and its rejected rows for the report.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
 use crate::cells::{Cell, Reason, Rejection, RowOutcome, validate_row};
-use crate::dataset::Dataset;
+use crate::dataset::{ColumnType, Dataset};
+use crate::export::split_copy_line;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
@@ -106,6 +107,82 @@ pub struct Part {
     pub rejected: Vec<RejectedRow>,
     /// Counts known before the merge: rows read, rejections, flags.
     pub counts: ImportCounts,
+}
+
+/// A part's valid rows, split between a plain `COPY` into the table and the
+/// staging merge the conflict policy needs.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct PartSplit {
+    /// COPY text of the rows that can go straight into the table: the
+    /// stored columns then `extra_field` (no `ord`).
+    pub direct: String,
+    pub direct_rows: u64,
+    /// COPY text (with `ord`) of the rows that need the merge.
+    pub staged: String,
+    pub staged_rows: u64,
+}
+
+impl Part {
+    /// Whether rows of `dataset` can skip the staging merge at all: its key
+    /// must be stored as text, so keys compare as the strings we hold.
+    pub fn direct_copy_possible(dataset: &Dataset) -> bool {
+        dataset.columns.get(dataset.key_index()).is_some_and(|c| {
+            matches!(
+                c.kind,
+                ColumnType::Cpf | ColumnType::Cnpj | ColumnType::Text
+            )
+        })
+    }
+
+    /// The key of each valid row, in file order, COPY escapes undone.
+    pub fn keys(&self, dataset: &Dataset) -> Vec<String> {
+        let position = dataset.key_index() + 1; // after `ord`
+        let mut fields = Vec::new();
+        self.copy_text
+            .lines()
+            .map(|line| {
+                split_copy_line(line, &mut fields);
+                fields
+                    .get(position)
+                    .and_then(|f| f.as_deref())
+                    .unwrap_or_default()
+                    .to_string()
+            })
+            .collect()
+    }
+
+    /// Splits the valid rows for loading: a row whose key is not in the
+    /// table (`existing`) and appears only once in the part is a plain
+    /// insert under every policy, so it goes to `direct`, followed by
+    /// `extra_field` (the job id, say); every other row needs the merge.
+    pub fn split_for_direct_copy(
+        &self,
+        dataset: &Dataset,
+        existing: &HashSet<String>,
+        extra_field: &str,
+    ) -> PartSplit {
+        let keys = self.keys(dataset);
+        let mut seen: HashMap<&str, u32> = HashMap::with_capacity(keys.len());
+        for k in &keys {
+            *seen.entry(k.as_str()).or_default() += 1;
+        }
+        let mut split = PartSplit::default();
+        for (line, key) in self.copy_text.lines().zip(&keys) {
+            if seen.get(key.as_str()) == Some(&1) && !existing.contains(key) {
+                let row = line.split_once('\t').map_or(line, |(_, rest)| rest);
+                split.direct.push_str(row);
+                split.direct.push('\t');
+                split.direct.push_str(extra_field);
+                split.direct.push('\n');
+                split.direct_rows += 1;
+            } else {
+                split.staged.push_str(line);
+                split.staged.push('\n');
+                split.staged_rows += 1;
+            }
+        }
+        split
+    }
 }
 
 /// Cuts the rows a decoder produces into parts.
@@ -287,5 +364,50 @@ mod tests {
         assert_eq!(a.rejected, 2);
         assert_eq!(a.rejected_by_reason["invalid_date"], 2);
         assert_eq!(ImportCounts::from_json(&a.to_json()), a);
+    }
+
+    #[test]
+    fn rows_new_to_the_table_and_the_part_go_straight_in() {
+        let d = up();
+        assert!(Part::direct_copy_possible(&d));
+        let mut b = PartBuilder::new(&d, 10, ConflictPolicy::Upsert, 0, 0);
+        for (n, cpf) in [
+            "111.444.777-35",
+            "529.982.247-25",
+            "111.444.777-35",
+            "390.533.447-05",
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            assert!(b.push(n as u64 + 2, &row(cpf), None).is_none());
+        }
+        let part = b.finish().expect("a part");
+        assert_eq!(
+            part.keys(&d),
+            ["11144477735", "52998224725", "11144477735", "39053344705"]
+        );
+        let existing: HashSet<String> = ["39053344705".to_string()].into();
+        let split = part.split_for_direct_copy(&d, &existing, "JOB");
+        // Only 529… is new to both the table and the part.
+        assert_eq!((split.direct_rows, split.staged_rows), (1, 3));
+        assert!(
+            split.direct.starts_with("52998224725\t"),
+            "{}",
+            split.direct
+        );
+        assert!(split.direct.ends_with("\tJOB\n"), "{}", split.direct);
+        assert_eq!(split.direct.lines().count(), 1);
+        let staged_ords: Vec<&str> = split
+            .staged
+            .lines()
+            .filter_map(|l| l.split('\t').next())
+            .collect();
+        assert_eq!(staged_ords, ["0", "2", "3"]);
+        // The direct line has the stored columns plus the extra field.
+        assert_eq!(
+            split.direct.trim_end().split('\t').count(),
+            d.stored_columns().len() + 1
+        );
     }
 }
