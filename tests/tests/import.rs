@@ -286,6 +286,80 @@ async fn upsert_last_occurrence_wins_and_existing_rows_are_updated() {
     );
 }
 
+/// A key inserted by another transaction while a part loads: the part's plain
+/// COPY waits for it, meets it, and the part falls back to the merge, with
+/// the counts and table of a merge.
+#[tokio::test]
+async fn a_key_inserted_concurrently_falls_back_to_the_merge() {
+    use xlport_core::cells::Cell;
+    use xlport_core::import::{ConflictPolicy, PartBuilder};
+    let (deps, _db) = deps_with_fresh_db().await;
+    let dataset = xlport_core::Datasets::builtin()
+        .unwrap()
+        .get("user_purchase")
+        .cloned()
+        .unwrap();
+    let mut builder = PartBuilder::new(&dataset, 100, ConflictPolicy::Upsert, 0, 0);
+    for (i, cpf) in ["041.091.641-25", "529.982.247-25", "111.444.777-35"]
+        .into_iter()
+        .enumerate()
+    {
+        let cells = [
+            Cell::Text(cpf),
+            Cell::Text("0"),
+            Cell::Text("0"),
+            Cell::Empty,
+            Cell::Text("7"),
+            Cell::Empty,
+            Cell::Empty,
+            Cell::Empty,
+        ];
+        assert!(builder.push(i as u64 + 2, &cells, None).is_none());
+    }
+    let part = builder.finish().unwrap();
+    assert_eq!(part.valid_rows, 3);
+
+    let mut other = deps.db.pool.begin().await.unwrap();
+    sqlx::query(
+        "insert into user_purchase (cpf, private, incompleto, ticket_medio, cpf_valido) \
+         values ('52998224725', true, true, 99, true)",
+    )
+    .execute(&mut *other)
+    .await
+    .unwrap();
+    let loader = {
+        let (pool, dataset) = (deps.db.pool.clone(), dataset.clone());
+        tokio::spawn(async move {
+            let mut tx = pool.begin().await.unwrap();
+            let (counts, _) = xlport_adapters::imports::merge_part(
+                &mut tx,
+                &dataset,
+                Uuid::new_v4(),
+                ConflictPolicy::Upsert,
+                &part,
+                &mut xlport_adapters::imports::DirectCopy::default(),
+            )
+            .await
+            .unwrap();
+            tx.commit().await.unwrap();
+            counts
+        })
+    };
+    // The loader does not see the uncommitted key, so its COPY waits on it.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    other.commit().await.unwrap();
+    let counts = loader.await.unwrap();
+    assert_eq!((counts.inserted, counts.updated), (2, 1), "{counts:?}");
+    assert_eq!(
+        tickets(&deps).await,
+        [
+            ("04109164125".into(), "7.00".into()),
+            ("11144477735".into(), "7.00".into()),
+            ("52998224725".into(), "7.00".into())
+        ]
+    );
+}
+
 #[tokio::test]
 async fn skip_keeps_existing_rows_and_first_occurrences() {
     let (deps, _db) = deps_with_fresh_db().await;

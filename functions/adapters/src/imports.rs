@@ -18,6 +18,18 @@ fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(db) if db.code().as_deref() == Some("23505"))
 }
 
+/// Whether an import's parts try a plain COPY of their new rows before the
+/// merge (see [`merge_part`]): on at the start of an import, off for the rest
+/// of it once a COPY meets a key already in the table.
+#[derive(Debug, Clone, Copy)]
+pub struct DirectCopy(pub bool);
+
+impl Default for DirectCopy {
+    fn default() -> Self {
+        DirectCopy(true)
+    }
+}
+
 /// The staging table of a dataset's table, one per connection.
 fn staging(dataset: &Dataset) -> String {
     format!("xlport_staging_{}", dataset.table)
@@ -32,6 +44,7 @@ pub async fn merge_part(
     job: Uuid,
     policy: ConflictPolicy,
     part: &Part,
+    direct: &mut DirectCopy,
 ) -> Result<(ImportCounts, Vec<RejectedRow>), DbError> {
     let mut counts = part.counts.clone();
     if part.valid_rows == 0 {
@@ -48,23 +61,16 @@ pub async fn merge_part(
     let columns = dataset.stored_columns();
     let list = columns.join(", ");
 
-    // Rows new to the table and to the part are plain inserts under every
-    // policy: they go in with one COPY, the cheapest way into an indexed
-    // table. Only the rest (existing keys, keys repeated in the part) pay
-    // for the staging merge. `reject` reports every duplicate, so it merges.
+    // Rows whose key appears once in the part are plain inserts under every
+    // policy unless the key is in the table already: try them with one
+    // COPY, the cheapest way into an indexed table, and merge only the rest.
+    // A COPY that meets an existing key rolls back to its savepoint and the
+    // whole part is merged; the import stops trying, since its keys are then
+    // likely in the table. `reject` reports every duplicate, so it merges.
     let mut staged: std::borrow::Cow<'_, str> = std::borrow::Cow::Borrowed(&part.copy_text);
     let mut staged_rows = part.valid_rows;
-    if policy != ConflictPolicy::Reject && Part::direct_copy_possible(dataset) {
-        let keys = part.keys(dataset);
-        let existing: HashSet<String> = sqlx::query_scalar(AssertSqlSafe(format!(
-            "select {key}::text from {table} where {key} = any($1)"
-        )))
-        .bind(&keys)
-        .fetch_all(&mut *conn)
-        .await?
-        .into_iter()
-        .collect();
-        let split = part.split_for_direct_copy(dataset, &existing, &job.to_string());
+    if direct.0 && policy != ConflictPolicy::Reject && Part::direct_copy_possible(dataset) {
+        let split = part.split_for_direct_copy(dataset, &job.to_string());
         if split.direct_rows > 0 {
             let mut savepoint = sqlx::Connection::begin(&mut *conn).await?;
             let copied = async {
@@ -82,9 +88,10 @@ pub async fn merge_part(
                     staged = std::borrow::Cow::Owned(split.staged);
                     staged_rows = split.staged_rows;
                 }
-                // Another import inserted one of these keys since we looked:
-                // the merge below handles the whole part instead.
-                Err(e) if is_unique_violation(&e) => savepoint.rollback().await?,
+                Err(e) if is_unique_violation(&e) => {
+                    savepoint.rollback().await?;
+                    direct.0 = false;
+                }
                 Err(e) => return Err(e.into()),
             }
         }

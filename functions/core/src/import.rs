@@ -2,7 +2,7 @@
 //! cutting validated rows into parts of N non-blank data rows, each carrying
 //! its COPY text for the valid rows and its rejected rows for the report.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
@@ -151,35 +151,36 @@ impl Part {
             .collect()
     }
 
-    /// Splits the valid rows for loading: a row whose key is not in the
-    /// table (`existing`) and appears only once in the part is a plain
-    /// insert under every policy, so it goes to `direct`, followed by
-    /// `extra_field` (the job id, say); every other row needs the merge.
-    pub fn split_for_direct_copy(
-        &self,
-        dataset: &Dataset,
-        existing: &HashSet<String>,
-        extra_field: &str,
-    ) -> PartSplit {
+    /// Splits the valid rows for loading: a row whose key appears only once
+    /// in the part is a plain insert under every policy, unless the key is
+    /// already in the table, so it goes to `direct`, followed by
+    /// `extra_field` (the job id, say), in key order (an index takes sorted
+    /// keys faster); rows of repeated keys need the merge.
+    pub fn split_for_direct_copy(&self, dataset: &Dataset, extra_field: &str) -> PartSplit {
         let keys = self.keys(dataset);
         let mut seen: HashMap<&str, u32> = HashMap::with_capacity(keys.len());
         for k in &keys {
             *seen.entry(k.as_str()).or_default() += 1;
         }
         let mut split = PartSplit::default();
+        let mut direct: Vec<(&str, &str)> = Vec::with_capacity(keys.len());
         for (line, key) in self.copy_text.lines().zip(&keys) {
-            if seen.get(key.as_str()) == Some(&1) && !existing.contains(key) {
+            if seen.get(key.as_str()) == Some(&1) {
                 let row = line.split_once('\t').map_or(line, |(_, rest)| rest);
-                split.direct.push_str(row);
-                split.direct.push('\t');
-                split.direct.push_str(extra_field);
-                split.direct.push('\n');
-                split.direct_rows += 1;
+                direct.push((key, row));
             } else {
                 split.staged.push_str(line);
                 split.staged.push('\n');
                 split.staged_rows += 1;
             }
+        }
+        direct.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        for (_, row) in direct {
+            split.direct.push_str(row);
+            split.direct.push('\t');
+            split.direct.push_str(extra_field);
+            split.direct.push('\n');
+            split.direct_rows += 1;
         }
         split
     }
@@ -387,27 +388,29 @@ mod tests {
             part.keys(&d),
             ["11144477735", "52998224725", "11144477735", "39053344705"]
         );
-        let existing: HashSet<String> = ["39053344705".to_string()].into();
-        let split = part.split_for_direct_copy(&d, &existing, "JOB");
-        // Only 529… is new to both the table and the part.
-        assert_eq!((split.direct_rows, split.staged_rows), (1, 3));
+        let split = part.split_for_direct_copy(&d, "JOB");
+        // 111… is repeated in the part: both its rows need the merge.
+        assert_eq!((split.direct_rows, split.staged_rows), (2, 2));
+        let direct_keys: Vec<&str> = split
+            .direct
+            .lines()
+            .filter_map(|l| l.split('\t').next())
+            .collect();
+        assert_eq!(direct_keys, ["39053344705", "52998224725"], "key order");
         assert!(
-            split.direct.starts_with("52998224725\t"),
+            split.direct.lines().all(|l| l.ends_with("\tJOB")),
             "{}",
             split.direct
         );
-        assert!(split.direct.ends_with("\tJOB\n"), "{}", split.direct);
-        assert_eq!(split.direct.lines().count(), 1);
         let staged_ords: Vec<&str> = split
             .staged
             .lines()
             .filter_map(|l| l.split('\t').next())
             .collect();
-        assert_eq!(staged_ords, ["0", "2", "3"]);
-        // The direct line has the stored columns plus the extra field.
-        assert_eq!(
-            split.direct.trim_end().split('\t').count(),
-            d.stored_columns().len() + 1
-        );
+        assert_eq!(staged_ords, ["0", "2"]);
+        // Direct lines have the stored columns plus the extra field.
+        for line in split.direct.lines() {
+            assert_eq!(line.split('\t').count(), d.stored_columns().len() + 1);
+        }
     }
 }

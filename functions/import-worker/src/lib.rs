@@ -18,7 +18,7 @@ use anyhow::{Context, anyhow, bail};
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use serde_json::json;
 use xlport_adapters::Deps;
-use xlport_adapters::imports::{merge_part, record_part};
+use xlport_adapters::imports::{DirectCopy, merge_part, record_part};
 use xlport_adapters::postgres::{Claim, UploadOutcome};
 use xlport_adapters::worker::{
     MAX_ATTEMPTS, Permanent, Progress, ScratchDir, each_record, gives_up, spawn_heartbeat,
@@ -315,12 +315,15 @@ async fn load(
     } else {
         None
     };
+    let mut direct = DirectCopy::default();
     let loaded = async {
         while let Some(part) = rx.recv().await {
             let mut tx = deps.db.pool.begin().await?;
             let (part_counts, duplicates) = match dry_tx.as_mut() {
-                Some(data) => merge_part(&mut *data, dataset, job.id, policy, &part).await?,
-                None => merge_part(&mut tx, dataset, job.id, policy, &part).await?,
+                Some(data) => {
+                    merge_part(&mut *data, dataset, job.id, policy, &part, &mut direct).await?
+                }
+                None => merge_part(&mut tx, dataset, job.id, policy, &part, &mut direct).await?,
             };
             totals.add(&part_counts);
             record_part(
