@@ -30,28 +30,12 @@ pub async fn run(config: &Config, args: Args<'_>) -> anyhow::Result<()> {
         .get("user_purchase")
         .cloned()
         .context("user_purchase")?;
-    std::fs::create_dir_all(args.scratch)?;
-    let inline = args.scratch.join("bench-inline.xlsx");
-    let shared = args.scratch.join("bench-shared.xlsx");
-    let csv = args.scratch.join("bench.csv");
-    eprintln!("writing the {} -row files", args.rows);
-    let mut text = String::new();
-    let mut sample = UserPurchaseSample::new(5);
-    for i in 0..args.rows {
-        sample.write_row(i, &mut text);
-    }
-    write_xlsx(&dataset, &text, &inline, false)?;
-    write_xlsx(&dataset, &text, &shared, true)?;
-    {
-        let file = std::io::BufWriter::new(std::fs::File::create(&csv)?);
-        let mut out = CsvExport::new(&dataset, file)?;
-        let mut fields = Vec::new();
-        for line in text.lines() {
-            split_copy_line(line, &mut fields);
-            out.write_row(&fields)?;
-        }
-        out.finish()?;
-    }
+    let (text, files) = write_files(&dataset, args.rows, args.scratch)?;
+    let BenchFiles {
+        inline,
+        shared,
+        csv,
+    } = files;
 
     // Baseline 1: calamine alone, streaming every cell of the inline-strings file.
     let started = Instant::now();
@@ -65,6 +49,15 @@ pub async fn run(config: &Config, args: Args<'_>) -> anyhow::Result<()> {
     drop(cells);
     let calamine_parse_only_s = started.elapsed().as_secs_f64();
     eprintln!("calamine streaming parse: {calamine_parse_only_s:.2}s ({n} cells)");
+
+    // Not a baseline: xlport's own decoding and validation alone (no
+    // database), to show which stage of the job sets its pace.
+    let mut parse_only = serde_json::Map::new();
+    for (label, path) in [("xlsx", &inline), ("csv", &csv)] {
+        let secs = parse_and_validate(&dataset, path)?;
+        eprintln!("xlport parse + validate, {label}: {secs:.2}s");
+        parse_only.insert(format!("{label}_parse_validate_s"), json!(round(secs)));
+    }
 
     // Baseline 2: Postgres COPY FROM of the same CSV into plain text columns.
     let pool = postgres::connect(config).await?;
@@ -168,7 +161,7 @@ pub async fn run(config: &Config, args: Args<'_>) -> anyhow::Result<()> {
         "copy_into_table_s": round(copy_into_table_s),
         "csv_ratio_vs_copy_into_table": round(csv_s / copy_into_table_s),
     });
-    for (k, v) in results {
+    for (k, v) in results.into_iter().chain(parse_only) {
         out[k] = v;
     }
     println!("{out}");
@@ -176,6 +169,93 @@ pub async fn run(config: &Config, args: Args<'_>) -> anyhow::Result<()> {
         std::fs::remove_file(p).ok();
     }
     Ok(())
+}
+
+pub struct BenchFiles {
+    pub inline: PathBuf,
+    pub shared: PathBuf,
+    pub csv: PathBuf,
+}
+
+/// The same `rows` sample rows as an inline-strings xlsx, a shared-strings
+/// xlsx and a CSV under `scratch`; also returns the rows as COPY text.
+pub fn write_files(
+    dataset: &xlport_core::Dataset,
+    rows: u64,
+    scratch: &Path,
+) -> anyhow::Result<(String, BenchFiles)> {
+    std::fs::create_dir_all(scratch)?;
+    let files = BenchFiles {
+        inline: scratch.join("bench-inline.xlsx"),
+        shared: scratch.join("bench-shared.xlsx"),
+        csv: scratch.join("bench.csv"),
+    };
+    eprintln!("writing the {rows}-row files");
+    let mut text = String::new();
+    let mut sample = UserPurchaseSample::new(5);
+    for i in 0..rows {
+        sample.write_row(i, &mut text);
+    }
+    write_xlsx(dataset, &text, &files.inline, false)?;
+    write_xlsx(dataset, &text, &files.shared, true)?;
+    let file = std::io::BufWriter::new(std::fs::File::create(&files.csv)?);
+    let mut out = CsvExport::new(dataset, file)?;
+    let mut fields = Vec::new();
+    for line in text.lines() {
+        split_copy_line(line, &mut fields);
+        out.write_row(&fields)?;
+    }
+    out.finish()?;
+    Ok((text, files))
+}
+
+/// `xlport-bench parse`: the worker's parsing stage alone on each file, to
+/// profile it (`perf record target/release/xlport-bench parse`).
+pub fn parse_only(rows: u64, scratch: &Path) -> anyhow::Result<()> {
+    let dataset = xlport_core::Datasets::builtin()?
+        .get("user_purchase")
+        .cloned()
+        .context("user_purchase")?;
+    let (_, files) = write_files(&dataset, rows, scratch)?;
+    let mut out = json!({"bench": "parse", "rows": rows});
+    for (label, path) in [
+        ("xlsx", &files.inline),
+        ("csv", &files.csv),
+        ("xlsx_shared_strings", &files.shared),
+    ] {
+        let secs = parse_and_validate(&dataset, path)?;
+        eprintln!("{label}: {secs:.2}s");
+        out[format!("{label}_parse_validate_s")] = json!(round(secs));
+    }
+    println!("{out}");
+    for p in [files.inline, files.shared, files.csv] {
+        std::fs::remove_file(p).ok();
+    }
+    Ok(())
+}
+
+/// Seconds to decode and validate every row of `path` into import parts, as
+/// the worker's parsing stage does, with nothing loaded.
+fn parse_and_validate(dataset: &xlport_core::Dataset, path: &Path) -> anyhow::Result<f64> {
+    use xlport_core::decode::{self, Limits};
+    use xlport_core::import::{ConflictPolicy, PartBuilder};
+    let started = Instant::now();
+    let mut builder = PartBuilder::new(dataset, 10_000, ConflictPolicy::Upsert, 0, 0);
+    let mut rows = 0u64;
+    decode::decode_file(path, dataset, &Limits::default(), 0, &mut |row| {
+        if let Some(part) = builder.push(row.number, row.cells, row.field_count_error) {
+            rows += part.counts.rows_read;
+        }
+        Ok(())
+    })?;
+    if let Some(part) = builder.finish() {
+        rows += part.counts.rows_read;
+    }
+    let secs = started.elapsed().as_secs_f64();
+    if rows == 0 {
+        bail!("{} decoded to no rows", path.display());
+    }
+    Ok(secs)
 }
 
 /// Creates the import, PUTs the file, and times from the end of the upload

@@ -27,17 +27,23 @@ struct Cli {
     command: Command,
 }
 
+/// The stack under test: its API and a key for it.
+#[derive(clap::Args)]
+struct StackArgs {
+    #[arg(long = "api", env = "XLPORT_BENCH_API")]
+    api: String,
+    #[arg(long = "token", env = "XLPORT_BENCH_TOKEN")]
+    token: String,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Seed N rows, then time an export job end to end against the baselines.
     Export {
         #[arg(long, default_value_t = 1_000_000)]
         rows: u64,
-        /// The API of the stack under test.
-        #[arg(long, env = "XLPORT_BENCH_API")]
-        api: String,
-        #[arg(long, env = "XLPORT_BENCH_TOKEN")]
-        token: String,
+        #[command(flatten)]
+        stack: StackArgs,
         /// Concurrent exports to start at once (all must succeed).
         #[arg(long, default_value_t = 1)]
         concurrent: usize,
@@ -53,10 +59,16 @@ enum Command {
     Import {
         #[arg(long, default_value_t = 1_000_000)]
         rows: u64,
-        #[arg(long, env = "XLPORT_BENCH_API")]
-        api: String,
-        #[arg(long, env = "XLPORT_BENCH_TOKEN")]
-        token: String,
+        #[command(flatten)]
+        stack: StackArgs,
+        #[arg(long, default_value = "/tmp")]
+        scratch: PathBuf,
+    },
+    /// The import worker's parsing stage alone (decode and validate, no
+    /// database) on the benchmark's files: a profiling target.
+    Parse {
+        #[arg(long, default_value_t = 1_000_000)]
+        rows: u64,
         #[arg(long, default_value = "/tmp")]
         scratch: PathBuf,
     },
@@ -64,10 +76,8 @@ enum Command {
     Upload {
         #[arg(long, value_delimiter = ',', default_value = "256,2048")]
         sizes_mb: Vec<u64>,
-        #[arg(long, env = "XLPORT_BENCH_API")]
-        api: String,
-        #[arg(long, env = "XLPORT_BENCH_TOKEN")]
-        token: String,
+        #[command(flatten)]
+        stack: StackArgs,
         #[arg(long, default_value = "/tmp")]
         scratch: PathBuf,
         /// The CLI binary (a release build).
@@ -85,33 +95,42 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Export {
             rows,
-            api,
-            token,
+            stack,
             concurrent,
             scratch,
             reuse,
-        } => export(&config, rows, &api, &token, concurrent, &scratch, reuse).await,
+        } => {
+            export(
+                &config,
+                rows,
+                &stack.api,
+                &stack.token,
+                concurrent,
+                &scratch,
+                reuse,
+            )
+            .await
+        }
         Command::Import {
             rows,
-            api,
-            token,
+            stack,
             scratch,
         } => {
             import::run(
                 &config,
                 import::Args {
                     rows,
-                    api: &api,
-                    token: &token,
+                    api: &stack.api,
+                    token: &stack.token,
                     scratch: &scratch,
                 },
             )
             .await
         }
+        Command::Parse { rows, scratch } => import::parse_only(rows, &scratch),
         Command::Upload {
             sizes_mb,
-            api,
-            token,
+            stack,
             scratch,
             cli,
             parallel,
@@ -121,8 +140,8 @@ async fn main() -> anyhow::Result<()> {
                 &deps,
                 upload::Args {
                     sizes_mb: &sizes_mb,
-                    api: &api,
-                    token: &token,
+                    api: &stack.api,
+                    token: &stack.token,
                     scratch: &scratch,
                     cli: &cli,
                     parallel,

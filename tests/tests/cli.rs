@@ -65,6 +65,13 @@ fn xlport(stack: &Stack, key: &str, args: &[&str]) -> Run {
     }
 }
 
+/// Asserts a run failed with `code` and an `error` that mentions `needle`.
+fn assert_error(run: &Run, code: i32, needle: &str) {
+    assert_eq!(run.code, code, "{} {}", run.json, run.stderr);
+    let error = run.json["error"].as_str().unwrap_or("");
+    assert!(error.contains(needle), "`{needle}` not in {}", run.json);
+}
+
 fn temp_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("xlport-cli-{name}-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&dir).expect("temp dir");
@@ -315,35 +322,11 @@ async fn exit_codes_and_json_for_every_outcome() {
 
     // 2: usage and configuration errors.
     let missing = xlport(&stack, &key, &["import", "/nonexistent/file.csv"]);
-    assert_eq!(missing.code, 2);
-    assert!(
-        missing.json["error"]
-            .as_str()
-            .unwrap_or("")
-            .contains("/nonexistent/file.csv"),
-        "{}",
-        missing.json
-    );
+    assert_error(&missing, 2, "/nonexistent/file.csv");
     let bad_flag = xlport(&stack, &key, &["export", "--format", "pdf"]);
-    assert_eq!(bad_flag.code, 2);
-    assert!(
-        bad_flag.json["error"]
-            .as_str()
-            .unwrap_or("")
-            .contains("pdf"),
-        "{}",
-        bad_flag.json
-    );
+    assert_error(&bad_flag, 2, "pdf");
     let bad_filter = xlport(&stack, &key, &["export", "--filter", "colour=red"]);
-    assert_eq!(bad_filter.code, 2);
-    assert!(
-        bad_filter.json["error"]
-            .as_str()
-            .unwrap_or("")
-            .contains("unknown filter `colour`"),
-        "{}",
-        bad_filter.json
-    );
+    assert_error(&bad_filter, 2, "unknown filter `colour`");
     let unauthorized = xlport(&stack, "not-a-key", &["jobs"]);
     assert_eq!(unauthorized.code, 2);
     assert_eq!(unauthorized.json["status"], 401, "{}", unauthorized.json);

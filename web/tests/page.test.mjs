@@ -75,7 +75,15 @@ async function withPage(name, fn) {
 
 /** Opens the page the API serves and saves the API key in it. */
 async function openWithKey(page) {
-  const resp = await page.goto(`${API}/`);
+  let resp = await page.goto(`${API}/`);
+  // cargo lambda watch now and then answers with a 500 of its own (RFC 7807
+  // problem details) that never reached the function; the API's own errors
+  // are {"error", "code"}.
+  for (let i = 0; i < 2 && resp && resp.status() === 500
+    && (await resp.text()).includes('httpstatuses.com/500'); i++) {
+    console.log('  cargo lambda answered the page load with its own 500; loading again');
+    resp = await page.goto(`${API}/`);
+  }
   assert.ok(resp, `no response for ${API}/`);
   assert.equal(resp.status(), 200, `GET ${API}/ answered ${resp.status()}`);
   assert.match(resp.headers()['content-type'] || '', /text\/html/);

@@ -67,10 +67,18 @@ pub async fn merge_part(
     // A COPY that meets an existing key rolls back to its savepoint and the
     // whole part is merged; the import stops trying, since its keys are then
     // likely in the table. `reject` reports every duplicate, so it merges.
-    let mut staged: std::borrow::Cow<'_, str> = std::borrow::Cow::Borrowed(&part.copy_text);
+    let mut staged: &str = &part.copy_text;
     let mut staged_rows = part.valid_rows;
+    let computed;
     if direct.0 && policy != ConflictPolicy::Reject && Part::direct_copy_possible(dataset) {
-        let split = part.split_for_direct_copy(dataset, &job.to_string());
+        // The parsing stage usually split the part already, off this path.
+        let split = match &part.direct {
+            Some(split) => split,
+            None => {
+                computed = part.split_for_direct_copy(dataset, &job.to_string());
+                &computed
+            }
+        };
         if split.direct_rows > 0 {
             let mut savepoint = sqlx::Connection::begin(&mut *conn).await?;
             let copied = async {
@@ -85,7 +93,7 @@ pub async fn merge_part(
                 Ok(_) => {
                     savepoint.commit().await?;
                     counts.inserted += split.direct_rows;
-                    staged = std::borrow::Cow::Owned(split.staged);
+                    staged = &split.staged;
                     staged_rows = split.staged_rows;
                 }
                 Err(e) if is_unique_violation(&e) => {

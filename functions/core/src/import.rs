@@ -107,6 +107,9 @@ pub struct Part {
     pub rejected: Vec<RejectedRow>,
     /// Counts known before the merge: rows read, rejections, flags.
     pub counts: ImportCounts,
+    /// The valid rows split for a plain COPY, when the parsing stage did it
+    /// ahead of the loader (see [`Part::prepare_direct_copy`]).
+    pub direct: Option<PartSplit>,
 }
 
 /// A part's valid rows, split between a plain `COPY` into the table and the
@@ -149,6 +152,14 @@ impl Part {
                     .to_string()
             })
             .collect()
+    }
+
+    /// Splits the rows ahead for [`Part::split_for_direct_copy`], on the
+    /// parsing thread, so the loader only sends them.
+    pub fn prepare_direct_copy(&mut self, dataset: &Dataset, extra_field: &str) {
+        if self.valid_rows > 0 && Self::direct_copy_possible(dataset) {
+            self.direct = Some(self.split_for_direct_copy(dataset, extra_field));
+        }
     }
 
     /// Splits the valid rows for loading: a row whose key appears only once

@@ -292,19 +292,27 @@ async fn load(
     let parser = {
         let (path, dataset) = (path.clone(), dataset.clone());
         let part_rows = deps.config.import_part_rows;
+        let job_id = job.id;
         tokio::task::spawn_blocking(move || {
             let mut builder =
                 PartBuilder::new(&dataset, part_rows, policy, start_parts, start_rows);
+            let job_id = job_id.to_string();
+            let prepare = |mut part: Part| {
+                if policy != ConflictPolicy::Reject {
+                    part.prepare_direct_copy(&dataset, &job_id);
+                }
+                part
+            };
             let info = decode::decode_file(&path, &dataset, &limits, start_rows, &mut |row| {
                 if let Some(part) = builder.push(row.number, row.cells, row.field_count_error) {
-                    tx.blocking_send(part)
+                    tx.blocking_send(prepare(part))
                         .map_err(|_| "the loader stopped".to_string())?;
                 }
                 Ok(())
             })?;
             if let Some(part) = builder.finish() {
                 // A closed channel means the loader failed; its error wins.
-                let _ = tx.blocking_send(part);
+                let _ = tx.blocking_send(prepare(part));
             }
             Ok::<_, DecodeError>(info)
         })
