@@ -205,11 +205,23 @@ async fn export(
         text.push_str(std::str::from_utf8(&chunk?)?);
     }
     let file = scratch.join("xlport-bench-write-only.xlsx");
-    let (xlsx_write_only_s, write_only_bytes) = write_only_baseline(&text, &file)?;
-    drop(text);
+    let (xlsx_write_only_s, write_only_bytes) = write_only_baseline(&text, &file, None)?;
     eprintln!(
         "rust_xlsxwriter write-only (level 6): {xlsx_write_only_s:.2}s, {write_only_bytes} bytes"
     );
+    // The same bare write at the job's zip level and at the fastest, level 1:
+    // rust_xlsxwriter compresses only when it saves, after the last row, so
+    // these are floors for a job at those levels.
+    let mut at_levels = serde_json::Map::new();
+    let mut levels = vec![config.xlsx_compression_level, 1];
+    levels.dedup();
+    for level in levels {
+        let (secs, bytes) = write_only_baseline(&text, &file, Some(level))?;
+        eprintln!("rust_xlsxwriter write-only (level {level}): {secs:.2}s, {bytes} bytes");
+        at_levels.insert(format!("xlsx_write_only_level{level}_s"), json!(round(secs)));
+        at_levels.insert(format!("xlsx_write_only_level{level}_bytes"), json!(bytes));
+    }
+    drop(text);
 
     // The job: POST /exports -> queue -> mapping -> export worker -> S3.
     let http = reqwest::Client::builder()
@@ -249,7 +261,7 @@ async fn export(
         bail!("an export has the wrong row count: {jobs:?}");
     }
     let peak_rss_mb = worker_peak_rss_mb();
-    let result = json!({
+    let mut result = json!({
         "bench": "export",
         "rows": exported,
         "bytes": bytes,
@@ -266,6 +278,9 @@ async fn export(
         "ratio_vs_write_only": round(job_s / xlsx_write_only_s),
         "ratio_vs_copy_csv": round(job_s / copy_csv_s),
     });
+    for (k, v) in at_levels {
+        result[k] = v;
+    }
     eprintln!(
         "export job: {rows} rows, {bytes} bytes, {job_s:.2}s wall, worker peak RSS {peak_rss_mb:?} MB"
     );
@@ -306,10 +321,17 @@ pub fn round(x: f64) -> f64 {
 }
 
 /// How a user of the crate would write these rows: constant-memory sheet,
-/// default zip level, typed cells.
-fn write_only_baseline(text: &str, path: &std::path::Path) -> anyhow::Result<(f64, u64)> {
+/// the default zip level unless `level` says otherwise, typed cells.
+fn write_only_baseline(
+    text: &str,
+    path: &std::path::Path,
+    level: Option<u8>,
+) -> anyhow::Result<(f64, u64)> {
     let started = Instant::now();
     let mut workbook = Workbook::new();
+    if let Some(level) = level {
+        workbook.set_zip_compression_level(level);
+    }
     let date = Format::new().set_num_format("yyyy-mm-dd");
     let money = Format::new().set_num_format("#,##0.00");
     let mut sheet_rows = 0u32;
