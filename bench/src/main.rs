@@ -218,9 +218,28 @@ async fn export(
     for level in levels {
         let (secs, bytes) = write_only_baseline(&text, &file, Some(level))?;
         eprintln!("rust_xlsxwriter write-only (level {level}): {secs:.2}s, {bytes} bytes");
-        at_levels.insert(format!("xlsx_write_only_level{level}_s"), json!(round(secs)));
+        at_levels.insert(
+            format!("xlsx_write_only_level{level}_s"),
+            json!(round(secs)),
+        );
         at_levels.insert(format!("xlsx_write_only_level{level}_bytes"), json!(bytes));
     }
+    // Not a baseline: xlport's own encoder (the worker's middle stage) on the
+    // same COPY text to a local file at the job's level, with no database or
+    // S3 around it, to show what the rest of the pipeline adds.
+    let started = Instant::now();
+    let mut encoder =
+        xlport_core::export::XlsxExport::new(&dataset, scratch, config.xlsx_compression_level)?;
+    let mut fields = Vec::new();
+    for line in text.lines() {
+        split_copy_line(line, &mut fields);
+        encoder.write_row(&fields)?;
+    }
+    encoder.finish(std::io::BufWriter::new(std::fs::File::create(&file)?))?;
+    let encode_only_s = started.elapsed().as_secs_f64();
+    std::fs::remove_file(&file).ok();
+    eprintln!("xlport encoder alone: {encode_only_s:.2}s");
+    at_levels.insert("xlport_encode_only_s".into(), json!(round(encode_only_s)));
     drop(text);
 
     // The job: POST /exports -> queue -> mapping -> export worker -> S3.
@@ -308,7 +327,7 @@ pub async fn wait_for_job(
         match job["state"].as_str() {
             Some("succeeded") => return Ok(job),
             Some("failed") => bail!("job {id} failed: {}", job["error"]),
-            _ => tokio::time::sleep(Duration::from_millis(100)).await,
+            _ => tokio::time::sleep(Duration::from_millis(25)).await,
         }
         if started.elapsed() > Duration::from_secs(1800) {
             bail!("job {id} did not finish in 30 minutes");

@@ -342,6 +342,18 @@ impl XlsxExport {
         for (i, c) in self.columns.iter().enumerate() {
             let col = i as u16;
             sheet.set_column_width(col, c.width)?;
+            // Cells are written without a format of their own and take their
+            // column's: the library looks a column format up by number, but
+            // hashes a whole Format for every cell written with one.
+            let format = match c.kind {
+                ColumnType::Cpf | ColumnType::Cnpj => Some(&self.text),
+                ColumnType::Date => Some(&self.date),
+                ColumnType::Decimal => Some(&self.decimal),
+                ColumnType::Boolean | ColumnType::Text => None,
+            };
+            if let Some(format) = format {
+                sheet.set_column_format(col, format)?;
+            }
             sheet.write_string_with_format(0, col, &c.header, &self.header)?;
         }
         sheet.set_freeze_panes(1, 0)?;
@@ -372,19 +384,15 @@ impl XlsxExport {
             let Some(v) = field else { continue };
             let c = i as u16;
             match col.kind {
-                ColumnType::Cpf => {
-                    sheet.write_string_with_format(row, c, mask_cpf(v), &self.text)?
-                }
-                ColumnType::Cnpj => {
-                    sheet.write_string_with_format(row, c, mask_cnpj(v), &self.text)?
-                }
+                ColumnType::Cpf => sheet.write_string(row, c, mask_cpf(v))?,
+                ColumnType::Cnpj => sheet.write_string(row, c, mask_cnpj(v))?,
                 ColumnType::Boolean => sheet.write_boolean(row, c, v == "t")?,
                 ColumnType::Date => match iso_date(v) {
-                    Some(d) => sheet.write_datetime_with_format(row, c, &d, &self.date)?,
+                    Some(d) => sheet.write_datetime(row, c, &d)?,
                     None => sheet.write_string(row, c, v.as_ref())?,
                 },
                 ColumnType::Decimal => match v.parse::<f64>() {
-                    Ok(n) => sheet.write_number_with_format(row, c, n, &self.decimal)?,
+                    Ok(n) => sheet.write_number(row, c, n)?,
                     Err(_) => sheet.write_string(row, c, v.as_ref())?,
                 },
                 ColumnType::Text => sheet.write_string(row, c, v.as_ref())?,

@@ -33,6 +33,9 @@ use xlport_core::message::ExportRequested;
 /// S3 part size for exports: small enough to keep the worker inside 128 MB.
 const PART_BYTES: usize = 8 * 1024 * 1024;
 const PARTS_IN_FLIGHT: usize = 2;
+/// Rows cross from the database reader to the encoder thread in batches of
+/// about this many bytes.
+const CHUNK_BYTES: usize = 256 * 1024;
 
 pub async fn handle_batch(deps: &Deps, event: SqsEvent) -> SqsBatchResponse {
     each_record(
@@ -166,7 +169,7 @@ async fn stream_rows(
     let scratch = ScratchDir::create(deps, "export").context("creating the scratch dir")?;
 
     let (part_writer, uploads) = upload.writer(PART_BYTES, PARTS_IN_FLIGHT);
-    let (chunk_tx, chunk_rx) = tokio::sync::mpsc::channel::<Bytes>(32);
+    let (chunk_tx, chunk_rx) = tokio::sync::mpsc::channel::<Bytes>(8);
     let encoder = {
         let dataset = dataset.clone();
         let dir = scratch.0.clone();
@@ -184,14 +187,25 @@ async fn stream_rows(
         })
     };
 
-    // Stage 1, here: Postgres -> chunks.
+    // Stage 1, here: Postgres -> chunks. Postgres sends one message per row:
+    // they cross to the encoder thread in batches of about CHUNK_BYTES, since
+    // a hand-over per row costs more in thread wake-ups than the row itself.
     let sql = export_copy_sql(dataset, conditions);
     let read = async {
         let mut stream = deps.db.pool.copy_out_raw(&sql).await?;
+        let mut batch = bytes::BytesMut::with_capacity(CHUNK_BYTES);
         while let Some(chunk) = stream.next().await {
-            if chunk_tx.send(chunk?).await.is_err() {
-                break; // the encoder stopped; its error says why
+            batch.extend_from_slice(&chunk?);
+            if batch.len() >= CHUNK_BYTES {
+                let full = batch.split().freeze();
+                batch.reserve(CHUNK_BYTES);
+                if chunk_tx.send(full).await.is_err() {
+                    return Ok(()); // the encoder stopped; its error says why
+                }
             }
+        }
+        if !batch.is_empty() {
+            let _ = chunk_tx.send(batch.freeze()).await;
         }
         Ok::<_, anyhow::Error>(())
     };
