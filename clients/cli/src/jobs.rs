@@ -149,7 +149,7 @@ pub fn describe(job: &Value) -> String {
             );
         }
         if let Some(parts) = job["parts"].as_array().filter(|p| !p.is_empty()) {
-            let done = parts.iter().filter(|p| p["state"] == "done").count();
+            let done = parts.iter().filter(|p| p["state"] == "succeeded").count();
             let _ = writeln!(out, "  parts            {} ({done} done)", parts.len());
             for p in parts.iter().filter(|p| !p["error"].is_null()) {
                 let _ = writeln!(
@@ -187,7 +187,9 @@ pub fn describe(job: &Value) -> String {
                 "  size             {:>12}",
                 human_bytes(num(&counts["bytes"]))
             );
-            let _ = writeln!(out, "  sheets           {:>12}", num(&counts["sheets"]));
+            if job["format"] == "xlsx" {
+                let _ = writeln!(out, "  sheets           {:>12}", num(&counts["sheets"]));
+            }
         }
         if let Some(url) = job["download_url"].as_str() {
             let _ = writeln!(out, "  download         {url}");
@@ -301,7 +303,7 @@ mod tests {
             "options": {"conflict_policy": "skip", "dry_run": true},
             "counts": {"rows_read": 1200, "inserted": 1000, "updated": 0, "skipped": 150, "rejected": 50,
                        "rejected_by_reason": {"invalid_date": 50}, "invalid_cpf": 7, "invalid_cnpj": 3},
-            "parts": [{"part_no": 1, "state": "done", "error": null}],
+            "parts": [{"part_no": 1, "state": "succeeded", "error": null}],
             "warnings": ["unknown column `extra` ignored"],
             "error_report_url": "http://s3/report"
         });

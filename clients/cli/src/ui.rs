@@ -41,7 +41,7 @@ impl Ui {
     pub fn counter(&self, label: &str) -> ProgressBar {
         self.bar(
             None,
-            "{prefix:>10} {spinner} {human_pos} rows {per_sec} {msg}",
+            "{prefix:>10} {spinner} {human_pos} rows, {elapsed} {msg}",
             label,
         )
     }
