@@ -230,8 +230,11 @@ impl Transfers {
                 Ok(()) => break Ok(()),
                 Err(Attempt::Retry(msg)) if attempt < self.retries => {
                     attempt += 1;
+                    bar.println(format!(
+                        "download interrupted ({msg}); resuming, retry {attempt} of {}",
+                        self.retries
+                    ));
                     tokio::time::sleep(backoff(attempt)).await;
-                    let _ = msg;
                 }
                 Err(e) => {
                     break Err(CliError::Transfer(format!(
