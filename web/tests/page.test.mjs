@@ -75,14 +75,27 @@ async function withPage(name, fn) {
 
 /** Opens the page the API serves and saves the API key in it. */
 async function openWithKey(page) {
-  let resp = await page.goto(`${API}/`);
-  // cargo lambda watch now and then answers with a 500 of its own (RFC 7807
-  // problem details) that never reached the function; the API's own errors
-  // are {"error", "code"}.
-  for (let i = 0; i < 2 && resp && resp.status() === 500
-    && (await resp.text()).includes('httpstatuses.com/500'); i++) {
-    console.log('  cargo lambda answered the page load with its own 500; loading again');
-    resp = await page.goto(`${API}/`);
+  // cargo lambda watch now and then loses a response between the function
+  // and the client: the page load then hangs, or gets a 500 of its own (RFC
+  // 7807 problem details, never from the API, whose errors are
+  // {"error", "code"}). Those, and only those, are loaded again.
+  let resp;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      resp = await page.goto(`${API}/`, { timeout: 10_000 });
+    } catch (e) {
+      if (attempt < 3 && e.name === 'TimeoutError') {
+        console.log('  the page load hung in cargo lambda watch; loading again');
+        continue;
+      }
+      throw e;
+    }
+    if (attempt < 3 && resp && resp.status() === 500
+      && (await resp.text()).includes('httpstatuses.com/500')) {
+      console.log('  cargo lambda answered the page load with its own 500; loading again');
+      continue;
+    }
+    break;
   }
   assert.ok(resp, `no response for ${API}/`);
   assert.equal(resp.status(), 200, `GET ${API}/ answered ${resp.status()}`);
