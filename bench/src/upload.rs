@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use xlport_adapters::Deps;
 use xlport_core::ports::ObjectStore;
 
-use crate::RssSampler;
+use crate::{RssSampler, round};
 
 pub struct Args<'a> {
     pub sizes_mb: &'a [u64],
@@ -80,7 +80,6 @@ async fn timed(
 }
 
 pub async fn run(deps: &Deps, args: Args<'_>) -> anyhow::Result<()> {
-    let round = |x: f64| (x * 1000.0).round() / 1000.0;
     let mut results = Vec::new();
     for &mb in args.sizes_mb {
         let bytes = mb * 1_000_000;

@@ -93,8 +93,13 @@ impl Stack {
         key: Option<&str>,
         body: Option<Value>,
     ) -> (u16, Value) {
+        // GETs cargo lambda loses (see is_emulator_error) are asked again.
+        let get = method == reqwest::Method::GET;
+        let attempts = if get { 3 } else { 1 };
         let mut attempt = 0;
         loop {
+            attempt += 1;
+            let retry = attempt < attempts;
             let mut req = self
                 .http
                 .request(method.clone(), format!("{}{path}", self.api));
@@ -104,16 +109,13 @@ impl Stack {
             if let Some(b) = &body {
                 req = req.json(b);
             }
-            let get = method == reqwest::Method::GET;
             if get {
                 req = req.timeout(Duration::from_secs(20));
             }
             let resp = match req.send().await {
                 Ok(resp) => resp,
-                // A response cargo lambda lost (see is_emulator_error).
-                Err(e) if get && e.is_timeout() && attempt < 2 => {
+                Err(e) if retry && e.is_timeout() => {
                     eprintln!("GET {path} hung in cargo lambda watch; asking again");
-                    attempt += 1;
                     continue;
                 }
                 Err(e) => panic!("API request {path}: {e}"),
@@ -121,8 +123,7 @@ impl Stack {
             let status = resp.status().as_u16();
             let text = resp.text().await.expect("API body");
             let json = serde_json::from_str(&text).unwrap_or(Value::String(text));
-            attempt += 1;
-            if get && attempt < 3 && is_emulator_error(status, &json) {
+            if retry && is_emulator_error(status, &json) {
                 eprintln!("cargo lambda answered GET {path} with its own 500; asking again");
                 tokio::time::sleep(Duration::from_millis(200)).await;
                 continue;
@@ -260,6 +261,11 @@ pub async fn download(deps: &Deps, key: &str) -> Vec<u8> {
         .expect("object body")
         .into_bytes()
         .to_vec()
+}
+
+/// A random number, for keys and seeds no other test run uses.
+pub fn random_u32() -> u32 {
+    Uuid::new_v4().as_u128() as u32
 }
 
 /// A `;`-separated CSV in the original columns, `rows` long: every 7th row

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use reqwest::Method;
 use serde_json::Value;
-use xlport_tests::{Stack, big_csv};
+use xlport_tests::{Stack, big_csv, random_u32};
 
 /// The CLI binary, built beside the test binaries (`target/debug/xlport`).
 fn cli_binary() -> PathBuf {
@@ -100,7 +100,7 @@ async fn seed_year(stack: &Stack, year: i32, rows: u64) {
         .execute(&mut *conn)
         .await
         .expect("temp table");
-    let mut sample = xlport_core::sample::UserPurchaseSample::new(u64::from(rand_u32()));
+    let mut sample = xlport_core::sample::UserPurchaseSample::new(u64::from(random_u32()));
     let mut text = String::new();
     for i in 0..rows {
         sample.write_row(i, &mut text);
@@ -131,12 +131,6 @@ async fn seed_year(stack: &Stack, year: i32, rows: u64) {
         .execute(&mut *conn)
         .await
         .expect("drop temp table");
-}
-
-fn rand_u32() -> u32 {
-    let mut b = [0u8; 4];
-    b.copy_from_slice(&uuid::Uuid::new_v4().as_bytes()[..4]);
-    u32::from_le_bytes(b)
 }
 
 fn count(job: &Value, name: &str) -> u64 {

@@ -12,7 +12,7 @@ use uuid::Uuid;
 use xlport_adapters::Deps;
 use xlport_adapters::postgres::{KeyId, NewJob, seed_user_purchase};
 use xlport_core::{JobKind, JobState};
-use xlport_tests::{Stack, deps_with_fresh_db, download};
+use xlport_tests::{Stack, deps_with_fresh_db, download, random_u32};
 
 async fn new_export_job(deps: &Deps, format: &str, filter: Value) -> Uuid {
     let (owner, _) = deps.db.create_api_key("export test").await.unwrap();
@@ -313,7 +313,7 @@ async fn export_through_the_api_downloads_with_curl() {
     for i in 0..40u32 {
         let cpf = format!(
             "{:011}",
-            90_000_000_000u64 + u64::from(rand_u32()) * 100 + u64::from(i)
+            90_000_000_000u64 + u64::from(random_u32() % 1_000_000) * 100 + u64::from(i)
         );
         sqlx::query(
             "insert into user_purchase (cpf, private, incompleto, data_ultima_compra, ticket_medio, cpf_valido) \
@@ -380,10 +380,6 @@ async fn export_through_the_api_downloads_with_curl() {
     let range = book.worksheet_range("user_purchase").unwrap();
     assert_eq!(range.height() as i64, expected + 1);
     std::fs::remove_dir_all(dir).ok();
-}
-
-fn rand_u32() -> u32 {
-    Uuid::new_v4().as_u128() as u32 % 1_000_000
 }
 
 #[tokio::test]

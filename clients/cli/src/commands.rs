@@ -366,8 +366,9 @@ async fn resume(ctx: &Ctx, id: &str, file: &Path, size: u64) -> CliResult<String
             p["size"].as_u64(),
         ) {
             let n = n as i32;
-            if plan.range(n, size).map(|r| r.1) == Some(len)
-                && part_matches(file, plan.range(n, size).map_or(0, |r| r.0), len, etag).await?
+            if let Some((offset, expected)) = plan.range(n, size)
+                && expected == len
+                && part_matches(file, offset, len, etag).await?
             {
                 uploaded.insert(n, etag.to_string());
             }
