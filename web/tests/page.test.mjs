@@ -204,7 +204,9 @@ test('an export with a filter ends with a download link to an xlsx', { timeout: 
 
     // The jobs list shows it; its details carry the download link too.
     await page.getByTestId('jobs-refresh').click();
-    const row = page.locator(`[data-testid=job-row][data-job-id="${job.id}"]`);
+    // The list drawn when the export started has the row as queued: wait for
+    // the refreshed one (a retried GET makes the refresh take longer).
+    const row = page.locator(`[data-testid=job-row][data-job-id="${job.id}"][data-state=succeeded]`);
     await row.waitFor();
     assert.equal(await row.getAttribute('data-state'), 'succeeded');
     await row.getByTestId('job-open').click();
