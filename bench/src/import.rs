@@ -322,7 +322,8 @@ async fn import_once(
         .error_for_status()?;
     let started = Instant::now();
     let sampler = RssSampler::start("/import-worker");
-    let job = wait_for_job(http, args.api, args.token, &id).await;
+    // Import figures are when the poller saw the job end, so poll often.
+    let job = wait_for_job(http, args.api, args.token, &id, Duration::from_millis(25)).await;
     let peak = sampler.stop().await;
     Ok((started.elapsed().as_secs_f64(), peak, job?))
 }
@@ -354,7 +355,7 @@ fn write_xlsx(
             let Some(v) = f else { continue };
             let col = c as u16;
             match c {
-                0 => sheet.write_string(r, col, mask_cpf(v))?,
+                0 => sheet.write_string(r, col, mask_cpf(v).as_str())?,
                 1 | 2 => sheet.write_number(r, col, if v == "t" { 1 } else { 0 })?,
                 3 => {
                     let d = ExcelDateTime::from_ymd(
@@ -365,7 +366,7 @@ fn write_xlsx(
                     sheet.write_datetime_with_format(r, col, d, &date)?
                 }
                 4 | 5 => sheet.write_number(r, col, v.parse::<f64>()?)?,
-                _ => sheet.write_string(r, col, mask_cnpj(v))?,
+                _ => sheet.write_string(r, col, mask_cnpj(v).as_str())?,
             };
         }
     }

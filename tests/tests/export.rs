@@ -75,13 +75,13 @@ async fn expected_rows(deps: &Deps, filter_sql: &str) -> Vec<Vec<String>> {
     let ob = |v: Option<bool>| v.map(b).unwrap_or_default();
     let os = |v: Option<String>| v.unwrap_or_default();
     let cnpj = |v: Option<String>| {
-        v.map(|c| xlport_core::export::mask_cnpj(&c))
+        v.map(|c| xlport_core::export::mask_cnpj(&c).to_string())
             .unwrap_or_default()
     };
     rows.into_iter()
         .map(|r| {
             vec![
-                xlport_core::export::mask_cpf(&r.cpf),
+                xlport_core::export::mask_cpf(&r.cpf).to_string(),
                 b(r.private),
                 b(r.incompleto),
                 os(r.data),

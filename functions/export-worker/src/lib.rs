@@ -168,6 +168,8 @@ async fn stream_rows(
 ) -> anyhow::Result<(u64, usize, u64)> {
     let scratch = ScratchDir::create(deps, "export").context("creating the scratch dir")?;
 
+    // Stage timings below all count from here.
+    let started = Instant::now();
     let (part_writer, uploads) = upload.writer(PART_BYTES, PARTS_IN_FLIGHT);
     let (chunk_tx, chunk_rx) = tokio::sync::mpsc::channel::<Bytes>(8);
     let encoder = {
@@ -214,11 +216,31 @@ async fn stream_rows(
     let encoded = encoder.await.context("encoder thread panicked")?;
     let uploaded = uploads.await.context("upload task panicked")?;
     read_result.context("reading rows from Postgres")?;
-    let (rows, sheets) = encoded?;
+    let encoded = encoded?;
     let (parts, bytes) = uploaded?;
+    let uploaded_at = started.elapsed();
     upload.complete(parts).await?;
     drop(scratch);
-    Ok((rows, sheets, bytes))
+    // Where an export's time goes, for whoever tunes the level or the memory.
+    tracing::info!(
+        rows = encoded.rows,
+        rows_secs = (encoded.rows_written - started).as_secs_f64(),
+        zip_secs = (encoded.zipped - started).as_secs_f64(),
+        last_part_secs = uploaded_at.as_secs_f64(),
+        complete_secs = started.elapsed().as_secs_f64(),
+        "export stages done (seconds since the rows were asked for)"
+    );
+    Ok((encoded.rows, encoded.sheets, bytes))
+}
+
+/// What the encoder thread did, and when each of its stages ended.
+struct Encoded {
+    rows: u64,
+    sheets: usize,
+    /// The last row went into the encoder.
+    rows_written: Instant,
+    /// The file was finished (zipped, for xlsx) into the part writer.
+    zipped: Instant,
 }
 
 /// Stage 2, on a blocking thread: COPY text chunks -> rows -> encoder -> parts.
@@ -230,7 +252,7 @@ fn encode(
     mut chunks: tokio::sync::mpsc::Receiver<Bytes>,
     out: PartWriter,
     progress: &AtomicU64,
-) -> anyhow::Result<(u64, usize)> {
+) -> anyhow::Result<Encoded> {
     // One per export, on this thread's stack: the size difference is irrelevant.
     #[allow(clippy::large_enum_variant)]
     enum Encoder {
@@ -268,6 +290,7 @@ fn encode(
     if !pending.is_empty() {
         bail!("the row stream from Postgres ended mid-row");
     }
+    let rows_written = Instant::now();
     let (sheets, out) = match encoder {
         Encoder::Xlsx(x, mut out) => {
             let sheets = x.sheets();
@@ -277,5 +300,10 @@ fn encode(
         Encoder::Csv(c) => (1, c.finish()?),
     };
     out.finish()?;
-    Ok((rows, sheets))
+    Ok(Encoded {
+        rows,
+        sheets,
+        rows_written,
+        zipped: Instant::now(),
+    })
 }
