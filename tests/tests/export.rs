@@ -422,8 +422,8 @@ async fn bad_export_requests_get_a_clear_400() {
 }
 
 /// Over Excel's 1,048,576 rows: a second sheet, every row once. Slow (about a
-/// minute in a debug build), so `cargo nextest run --run-ignored only` or
-/// the export benchmark runs it.
+/// minute in a debug build), so left out of a plain `cargo test`;
+/// `scripts/test` runs it (`cargo nextest run --run-ignored all`).
 #[tokio::test]
 #[ignore]
 async fn more_rows_than_a_sheet_holds_spill_into_a_second_sheet() {

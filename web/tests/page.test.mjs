@@ -73,12 +73,13 @@ async function withPage(name, fn) {
   }
 }
 
-/** Opens the page the API serves and saves the API key in it. */
-async function openWithKey(page) {
-  // cargo lambda watch now and then loses a response between the function
-  // and the client: the page load then hangs, or gets a 500 of its own (RFC
-  // 7807 problem details, never from the API, whose errors are
-  // {"error", "code"}). Those, and only those, are loaded again.
+/**
+ * Loads the page from the API. cargo lambda watch now and then loses a
+ * response between the function and the client: the load then hangs, or gets
+ * a 500 of its own (RFC 7807 problem details, never from the API, whose
+ * errors are {"error", "code"}). Those, and only those, are loaded again.
+ */
+async function loadPage(page) {
   let resp;
   for (let attempt = 1; ; attempt++) {
     try {
@@ -100,6 +101,11 @@ async function openWithKey(page) {
   assert.ok(resp, `no response for ${API}/`);
   assert.equal(resp.status(), 200, `GET ${API}/ answered ${resp.status()}`);
   assert.match(resp.headers()['content-type'] || '', /text\/html/);
+}
+
+/** Opens the page the API serves and saves the API key in it. */
+async function openWithKey(page) {
+  await loadPage(page);
   await page.getByTestId('api-key').fill(TOKEN);
   await page.getByTestId('save-key').click();
   await page.locator('[data-testid=key-status][data-state=ok], [data-testid=key-error]:not(:empty)')
@@ -163,7 +169,7 @@ test('the page loads from the API, takes the key and shows the API healthy', { t
     assert.equal((await page.getByTestId('health').textContent()).trim(), 'ok');
     // The key is kept: a reload uses it without asking again.
     assert.equal(await page.evaluate(() => localStorage.getItem('xlport.apiKey')), TOKEN);
-    await page.reload();
+    await loadPage(page);
     await page.locator('[data-testid=key-status][data-state=ok]').waitFor();
     assert.equal(await page.getByTestId('api-key').inputValue(), TOKEN);
     // The jobs list loads with the key (no error).

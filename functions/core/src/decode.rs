@@ -2492,54 +2492,6 @@ mod tests {
         };
         assert_eq!(format!("{:?}", v.values[3]), "Date(2013-05-22)");
     }
-
-    // -- speed ------------------------------------------------------------------
-
-    /// `cargo nextest run -p xlport-core --release --run-ignored only decode_speed`
-    #[test]
-    #[ignore = "slow: measures decode speed"]
-    fn decode_speed() {
-        const ROWS: u32 = 200_000;
-        let mut wb = Workbook::new();
-        let ws = wb.add_worksheet_with_constant_memory().unwrap();
-        write_headers(ws, 0, &HEADERS);
-        let date = Format::new().set_num_format("dd/mm/yyyy");
-        let when = ExcelDateTime::from_ymd(2013, 5, 22).unwrap();
-        for r in 1..=ROWS {
-            ws.write_string(r, 0, "990.999.999-66").unwrap();
-            ws.write_number(r, 1, 0).unwrap();
-            ws.write_number(r, 2, 1).unwrap();
-            ws.write_date_with_format(r, 3, &when, &date).unwrap();
-            ws.write_number(r, 4, 399.5).unwrap();
-            ws.write_string(r, 5, "1.234,56").unwrap();
-            ws.write_string(r, 6, "79.379.491/0008-50").unwrap();
-            ws.write_number(r, 7, 79_379_491_000_850.0).unwrap();
-        }
-        let file = save(&mut wb, "speed.xlsx");
-        let mut csv = format!("{CSV_HEADER}\n");
-        for _ in 0..ROWS {
-            csv.push_str(
-                "990.999.999-66;0;1;22/05/2013;399,50;1.234,56;79.379.491/0008-50;79379491000850\n",
-            );
-        }
-        let text = Tmp::with("speed.csv", csv.as_bytes());
-        for path in [&file.0, &text.0] {
-            let started = std::time::Instant::now();
-            let mut n = 0u64;
-            decode_file(path, &ds(), &Limits::default(), 0, &mut |row| {
-                n += row.cells.len() as u64;
-                Ok(())
-            })
-            .unwrap();
-            let secs = started.elapsed().as_secs_f64();
-            assert_eq!(n, u64::from(ROWS) * 8);
-            eprintln!(
-                "{}: {ROWS} rows in {secs:.2}s = {:.0} rows/s",
-                path.display(),
-                f64::from(ROWS) / secs
-            );
-        }
-    }
 }
 
 #[cfg(test)]
