@@ -599,6 +599,16 @@ mod tests {
                 Some(Cow::Borrowed(""))
             ]
         );
+        // No backslash anywhere: the fast path, empty fields included.
+        split_copy_line("a\t\tc", &mut f);
+        assert_eq!(
+            f,
+            vec![
+                Some(Cow::Borrowed("a")),
+                Some(Cow::Borrowed("")),
+                Some(Cow::Borrowed("c"))
+            ]
+        );
     }
 
     #[test]
