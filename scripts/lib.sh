@@ -95,6 +95,22 @@ ensure_cargo_lambda() {
   echo "$want" > "$venv/.xlport-pins"
 }
 
+# Other spreadsheet readers the tests open xlport's exports with (openpyxl,
+# as Python users read them), in their own venv; prints its python.
+OPENPYXL_VERSION=3.1.5
+ensure_readers_venv() {
+  local venv="$XLPORT_HOME/readers-venv" want="openpyxl==$OPENPYXL_VERSION"
+  if ! { [ -x "$venv/bin/python" ] && [ "$(cat "$venv/.xlport-pins" 2>/dev/null)" = "$want" ]; }; then
+    log "installing $want into $venv"
+    local py; py="$(command -v python3 || true)"
+    [ -n "$py" ] || die "python3 is needed for the export reader tests"
+    [ -x "$venv/bin/pip" ] || "$py" -m venv "$venv" || { apt_install python3-venv && "$py" -m venv "$venv"; }
+    "$venv/bin/pip" install -q --disable-pip-version-check "$want" >&2
+    echo "$want" > "$venv/.xlport-pins"
+  fi
+  echo "$venv/bin/python"
+}
+
 pg_ready() { pg_isready -q -h "$PGHOST_ADDR" -p "$PGPORT_NUM" 2>/dev/null; }
 
 # The local Postgres: use it when it runs, start it when installed, install

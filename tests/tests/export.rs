@@ -113,6 +113,31 @@ fn cell_text(cell: &Data) -> String {
     }
 }
 
+/// The workbook as openpyxl reads it (`tests/readers/openpyxl_rows.py`), run
+/// with the python of the venv `scripts/test` installs openpyxl into.
+fn openpyxl_rows(xlsx: &[u8]) -> Value {
+    let python = std::env::var("XLPORT_READERS_PYTHON").expect(
+        "XLPORT_READERS_PYTHON is not set: run the tests through scripts/test, which installs openpyxl",
+    );
+    let file = std::env::temp_dir().join(format!("xlport-openpyxl-{}.xlsx", Uuid::new_v4()));
+    std::fs::write(&file, xlsx).unwrap();
+    let out = std::process::Command::new(python)
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/readers/openpyxl_rows.py"
+        ))
+        .arg(&file)
+        .output()
+        .unwrap();
+    std::fs::remove_file(&file).ok();
+    assert!(
+        out.status.success(),
+        "openpyxl could not read the export: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 #[tokio::test]
 async fn xlsx_export_matches_the_table_cell_for_cell() {
     let (deps, _db) = deps_with_fresh_db().await;
@@ -130,7 +155,7 @@ async fn xlsx_export_matches_the_table_cell_for_cell() {
 
     let bytes = download(&deps, &key).await;
     assert_eq!(done.counts["bytes"], bytes.len());
-    let mut book = Xlsx::new(Cursor::new(bytes)).unwrap();
+    let mut book = Xlsx::new(Cursor::new(bytes.clone())).unwrap();
     let names = book.sheet_names();
     assert_eq!(names, ["user_purchase"]);
     let range = book.worksheet_range("user_purchase").unwrap();
@@ -182,6 +207,34 @@ async fn xlsx_export_matches_the_table_cell_for_cell() {
         first_with_date[4]
     );
     assert!(matches!(data_row[0], Data::String(_)));
+
+    // Another reader, as Python users open exports: the same cells, typed
+    // (bools, dates, numbers), with the header frozen and the number formats.
+    let opened = openpyxl_rows(&bytes);
+    assert_eq!(opened["sheets"], json!(["user_purchase"]));
+    assert_eq!(opened["freeze_panes"], "A2");
+    assert_eq!(
+        opened["formats"],
+        json!([
+            "@",
+            "General",
+            "General",
+            "yyyy-mm-dd",
+            "#,##0.00",
+            "#,##0.00",
+            "@",
+            "@",
+            "General",
+            "General",
+            "General"
+        ])
+    );
+    let opened_rows: Vec<Vec<String>> = serde_json::from_value(opened["rows"].clone()).unwrap();
+    assert_eq!(opened_rows[0], header);
+    assert_eq!(opened_rows.len() - 1, want.len());
+    for (i, (g, w)) in opened_rows[1..].iter().zip(&want).enumerate() {
+        assert_eq!(g, w, "openpyxl, row {}", i + 2);
+    }
 
     // A duplicate message for the finished job is dropped, not re-exported.
     let again = export_worker::handle_batch(&deps, message(job)).await;
