@@ -80,35 +80,33 @@ ensure_rust_tools() {
   fi
 }
 
-# cargo-lambda (and Zig for cross builds) from PyPI, pinned, in a venv of our own.
-ensure_cargo_lambda() {
-  local venv="$XLPORT_HOME/tools-venv" want="cargo-lambda==$CARGO_LAMBDA_VERSION ziglang==$ZIGLANG_VERSION"
-  if [ -x "$venv/bin/cargo-lambda" ] && [ "$(cat "$venv/.xlport-pins" 2>/dev/null)" = "$want" ]; then
+# A venv of our own under $XLPORT_HOME with exactly these PyPI pins; reused
+# until the pins change. ensure_pinned_venv NAME "PINS" FOR-WHAT (stdout: nothing).
+ensure_pinned_venv() {
+  local venv="$XLPORT_HOME/$1" want="$2"
+  if [ -x "$venv/bin/python" ] && [ "$(cat "$venv/.xlport-pins" 2>/dev/null)" = "$want" ]; then
     return 0
   fi
   log "installing $want into $venv"
   local py; py="$(command -v python3 || true)"
-  [ -n "$py" ] || die "python3 is needed to install cargo-lambda"
-  [ -x "$venv/bin/pip" ] || "$py" -m venv "$venv" || { apt_install python3-venv && "$py" -m venv "$venv"; }
-  # shellcheck disable=SC2086
-  "$venv/bin/pip" install -q --disable-pip-version-check $want
+  [ -n "$py" ] || die "python3 is needed for $3"
+  [ -x "$venv/bin/pip" ] || "$py" -m venv "$venv" || { apt_install python3-venv && "$py" -m venv "$venv"; } >&2
+  # shellcheck disable=SC2086 # a list of pins
+  "$venv/bin/pip" install -q --disable-pip-version-check $want >&2
   echo "$want" > "$venv/.xlport-pins"
 }
 
+# cargo-lambda (and Zig for cross builds) from PyPI, pinned.
+ensure_cargo_lambda() {
+  ensure_pinned_venv tools-venv "cargo-lambda==$CARGO_LAMBDA_VERSION ziglang==$ZIGLANG_VERSION" "cargo-lambda"
+}
+
 # Other spreadsheet readers the tests open xlport's exports with (openpyxl,
-# as Python users read them), in their own venv; prints its python.
+# as Python users read them), pinned; prints the venv's python.
 OPENPYXL_VERSION=3.1.5
 ensure_readers_venv() {
-  local venv="$XLPORT_HOME/readers-venv" want="openpyxl==$OPENPYXL_VERSION"
-  if ! { [ -x "$venv/bin/python" ] && [ "$(cat "$venv/.xlport-pins" 2>/dev/null)" = "$want" ]; }; then
-    log "installing $want into $venv"
-    local py; py="$(command -v python3 || true)"
-    [ -n "$py" ] || die "python3 is needed for the export reader tests"
-    [ -x "$venv/bin/pip" ] || "$py" -m venv "$venv" || { apt_install python3-venv && "$py" -m venv "$venv"; }
-    "$venv/bin/pip" install -q --disable-pip-version-check "$want" >&2
-    echo "$want" > "$venv/.xlport-pins"
-  fi
-  echo "$venv/bin/python"
+  ensure_pinned_venv readers-venv "openpyxl==$OPENPYXL_VERSION" "the export reader tests"
+  echo "$XLPORT_HOME/readers-venv/bin/python"
 }
 
 pg_ready() { pg_isready -q -h "$PGHOST_ADDR" -p "$PGPORT_NUM" 2>/dev/null; }

@@ -182,7 +182,7 @@ pub async fn run(config: &Config, args: Args<'_>) -> anyhow::Result<()> {
 }
 
 /// Data rows an xlsx sheet holds under its header row.
-const MAX_SHEET_DATA_ROWS: u64 = 1_048_575;
+const MAX_SHEET_DATA_ROWS: u64 = xlport_core::export::MAX_DATA_ROWS_PER_SHEET as u64;
 
 /// Seconds for calamine alone to stream every cell of the first sheet.
 fn calamine_alone(path: &Path) -> anyhow::Result<f64> {

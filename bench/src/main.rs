@@ -426,7 +426,7 @@ fn write_only_baseline(
     let mut fields = Vec::new();
     let mut sheet = workbook.add_worksheet_with_constant_memory()?;
     for line in text.lines() {
-        if sheet_rows == 1_048_575 {
+        if sheet_rows == xlport_core::export::MAX_DATA_ROWS_PER_SHEET {
             sheet = workbook.add_worksheet_with_constant_memory()?;
             sheet_rows = 0;
         }
