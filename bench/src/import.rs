@@ -11,7 +11,7 @@ use anyhow::{Context, bail};
 use calamine::{Reader, Xlsx};
 use rust_xlsxwriter::{ExcelDateTime, Format, Workbook};
 use serde_json::{Value, json};
-use sqlx::postgres::PgPoolCopyExt;
+use xlport_adapters::pgcopy::CopyConnection;
 use xlport_adapters::{Config, postgres};
 use xlport_core::export::{CsvExport, mask_cnpj, mask_cpf, split_copy_line};
 use xlport_core::sample::UserPurchaseSample;
@@ -75,11 +75,14 @@ pub async fn run(config: &Config, args: Args<'_>) -> anyhow::Result<()> {
     .execute(&pool)
     .await?;
     let started = Instant::now();
-    let mut copy = pool
-        .copy_in_raw("copy bench_copy_from from stdin (format csv, header)")
+    let mut conn = CopyConnection::acquire(&pool).await?;
+    let loaded = conn
+        .copy_in_reader(
+            "copy bench_copy_from from stdin (format csv, header)",
+            tokio::fs::File::open(&csv).await?,
+        )
         .await?;
-    copy.read_from(tokio::fs::File::open(&csv).await?).await?;
-    let loaded = copy.finish().await?;
+    conn.release().await;
     let copy_from_s = started.elapsed().as_secs_f64();
     sqlx::query("drop table bench_copy_from")
         .execute(&pool)
@@ -96,16 +99,16 @@ pub async fn run(config: &Config, args: Args<'_>) -> anyhow::Result<()> {
         .execute(&pool)
         .await?;
     let started = Instant::now();
-    let mut copy = pool
-        .copy_in_raw(&format!(
+    let mut conn = CopyConnection::acquire(&pool).await?;
+    conn.copy_in(
+        &format!(
             "copy bench_copy_into_table ({}) from stdin",
             dataset.stored_columns().join(", ")
-        ))
-        .await?;
-    for chunk in text.as_bytes().chunks(1 << 20) {
-        copy.send(chunk).await?;
-    }
-    copy.finish().await?;
+        ),
+        text.as_bytes().chunks(1 << 20),
+    )
+    .await?;
+    conn.release().await;
     let copy_into_table_s = started.elapsed().as_secs_f64();
     sqlx::query("drop table bench_copy_into_table")
         .execute(&pool)

@@ -8,10 +8,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
-use futures::StreamExt;
 use rust_xlsxwriter::{ExcelDateTime, Format, Workbook};
 use serde_json::{Value, json};
-use sqlx::postgres::PgPoolCopyExt;
+use xlport_adapters::pgcopy::CopyConnection;
 use xlport_adapters::{Config, postgres};
 use xlport_core::export::{mask_cnpj, mask_cpf, split_copy_line};
 
@@ -196,29 +195,25 @@ async fn export(
 
     // Baseline 1: Postgres alone, COPY of the same rows to CSV.
     let started = Instant::now();
-    let mut stream = pool
-        .copy_out_raw(&format!(
-            "copy (select {columns} from user_purchase order by cpf) to stdout (format csv)"
-        ))
-        .await?;
-    let mut copied = 0usize;
-    while let Some(chunk) = stream.next().await {
-        copied += chunk?.len();
-    }
+    let copied = copy_out_all(
+        &pool,
+        &format!("copy (select {columns} from user_purchase order by cpf) to stdout (format csv)"),
+        |_| {},
+    )
+    .await?;
     let copy_csv_s = started.elapsed().as_secs_f64();
     eprintln!("COPY TO csv: {copy_csv_s:.2}s, {copied} bytes");
 
     // Baseline 2: rust_xlsxwriter alone, constant memory, library defaults
     // (zip level 6), the same cells from memory to a local file.
-    let mut text = String::new();
-    let mut stream = pool
-        .copy_out_raw(&format!(
-            "copy (select {columns} from user_purchase order by cpf) to stdout"
-        ))
-        .await?;
-    while let Some(chunk) = stream.next().await {
-        text.push_str(std::str::from_utf8(&chunk?)?);
-    }
+    let mut text = Vec::new();
+    copy_out_all(
+        &pool,
+        &format!("copy (select {columns} from user_purchase order by cpf) to stdout"),
+        |batch| text.extend_from_slice(batch),
+    )
+    .await?;
+    let text = String::from_utf8(text)?;
     let file = scratch.join("xlport-bench-write-only.xlsx");
     let (xlsx_write_only_s, write_only_bytes) = write_only_baseline(&text, &file, None)?;
     eprintln!(
@@ -469,4 +464,26 @@ fn worker_peak_rss_mb() -> Option<f64> {
         .into_iter()
         .map(|(_, hwm)| (hwm * 10.0).round() / 10.0)
         .reduce(f64::max)
+}
+
+/// A whole `COPY … TO STDOUT`, each batch handed to `each`; returns its bytes.
+async fn copy_out_all(
+    pool: &sqlx::PgPool,
+    statement: &str,
+    mut each: impl FnMut(&[u8]),
+) -> anyhow::Result<u64> {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(8);
+    let conn = CopyConnection::acquire(pool).await?;
+    let copy = async move { conn.copy_out(statement, 256 * 1024, &tx).await };
+    let read = async {
+        let mut bytes = 0u64;
+        while let Some(batch) = rx.recv().await {
+            bytes += batch.len() as u64;
+            each(&batch);
+        }
+        bytes
+    };
+    let (end, bytes) = tokio::join!(copy, read);
+    end?;
+    Ok(bytes)
 }

@@ -221,6 +221,32 @@ pub async fn deps_with_fresh_db() -> (Deps, FreshDb) {
     (deps, db)
 }
 
+/// Deps like [`deps_with_fresh_db`]'s, on a pool of one connection: whatever a
+/// test does to a connection, the next query gets the same one.
+pub async fn deps_with_one_connection() -> (Deps, FreshDb) {
+    let (mut deps, db) = deps_with_fresh_db().await;
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .acquire_timeout(Duration::from_secs(60))
+        .connect(&db.url)
+        .await
+        .expect("a pool of one");
+    deps.db = PgStore::new(pool);
+    (deps, db)
+}
+
+/// A `COPY … TO STDOUT` that Postgres refuses at its start (year 0 is no
+/// date it can hold): the failure that once left connections out of step.
+pub async fn fail_a_copy(pool: &sqlx::PgPool) {
+    let (tx, _rx) = tokio::sync::mpsc::channel(1);
+    let copy = xlport_adapters::pgcopy::CopyConnection::acquire(pool)
+        .await
+        .expect("connection")
+        .copy_out("copy (select date '0000-01-01') to stdout", 1024, &tx)
+        .await;
+    assert!(copy.is_err(), "the COPY should fail");
+}
+
 pub fn md5_hex(bytes: &[u8]) -> String {
     // S3's ETag of a single-part upload; computed by the system tool to keep
     // the test free of a hashing dependency of its own.

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use reqwest::Method;
 use serde_json::Value;
+use xlport_adapters::pgcopy::CopyConnection;
 use xlport_tests::{Stack, big_csv, random_u32};
 
 /// The CLI binary, built beside the test binaries (`target/debug/xlport`).
@@ -95,7 +96,9 @@ async fn rows_of_year(stack: &Stack, year: i32) -> Vec<String> {
 /// Sample rows (valid and invalid check digits, NULLs, decimals) moved to
 /// `year`, which no other test uses, so a date filter sees only these.
 async fn seed_year(stack: &Stack, year: i32, rows: u64) {
-    let mut conn = stack.deps.db.pool.acquire().await.expect("connection");
+    let mut conn = CopyConnection::acquire(&stack.deps.db.pool)
+        .await
+        .expect("connection");
     sqlx::query("create temp table cli_seed (like user_purchase including defaults)")
         .execute(&mut *conn)
         .await
@@ -108,12 +111,12 @@ async fn seed_year(stack: &Stack, year: i32, rows: u64) {
     let columns = "cpf, private, incompleto, data_ultima_compra, ticket_medio, ticket_ultima_compra, \
                    loja_mais_frequente, loja_ultima_compra, cpf_valido, loja_mais_frequente_valida, \
                    loja_ultima_compra_valida";
-    let mut copy = conn
-        .copy_in_raw(&format!("copy cli_seed ({columns}) from stdin"))
-        .await
-        .expect("copy");
-    copy.send(text.as_bytes()).await.expect("copy rows");
-    copy.finish().await.expect("copy end");
+    conn.copy_in(
+        &format!("copy cli_seed ({columns}) from stdin"),
+        [text.as_bytes()],
+    )
+    .await
+    .expect("copy rows");
     sqlx::query(
         "insert into user_purchase (cpf, private, incompleto, data_ultima_compra, ticket_medio, \
                 ticket_ultima_compra, loja_mais_frequente, loja_ultima_compra, cpf_valido, \
@@ -131,6 +134,7 @@ async fn seed_year(stack: &Stack, year: i32, rows: u64) {
         .execute(&mut *conn)
         .await
         .expect("drop temp table");
+    conn.release().await;
 }
 
 fn count(job: &Value, name: &str) -> u64 {

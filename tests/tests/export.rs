@@ -12,7 +12,9 @@ use uuid::Uuid;
 use xlport_adapters::Deps;
 use xlport_adapters::postgres::{KeyId, NewJob, seed_user_purchase};
 use xlport_core::{JobKind, JobState};
-use xlport_tests::{Stack, deps_with_fresh_db, download, random_u32};
+use xlport_tests::{
+    Stack, deps_with_fresh_db, deps_with_one_connection, download, fail_a_copy, random_u32,
+};
 
 async fn new_export_job(deps: &Deps, format: &str, filter: Value) -> Uuid {
     let (owner, _) = deps.db.create_api_key("export test").await.unwrap();
@@ -242,6 +244,23 @@ async fn xlsx_export_matches_the_table_cell_for_cell() {
     let after = deps.db.job(job).await.unwrap().unwrap();
     assert_eq!(after.attempts, 1);
     assert_eq!(after.finished_at, done.finished_at);
+}
+
+/// Issue #20: after a failed COPY the pool's connection is never reused out
+/// of step, so the next export, on the same single connection, succeeds.
+#[tokio::test]
+async fn an_export_right_after_a_failed_copy_succeeds() {
+    let (deps, _db) = deps_with_one_connection().await;
+    seed_user_purchase(&deps.db.pool, 700, 20).await.unwrap();
+    fail_a_copy(&deps.db.pool).await;
+    let job = new_export_job(&deps, "csv", Value::Null).await;
+    let response = export_worker::handle_batch(&deps, message(job)).await;
+    assert!(response.batch_item_failures.is_empty());
+    let done = deps.db.job(job).await.unwrap().unwrap();
+    assert_eq!(done.state, JobState::Succeeded, "{:?}", done.error);
+    assert_eq!(done.counts["rows"], 700);
+    let csv = download(&deps, &done.result_key.unwrap()).await;
+    assert_eq!(csv.iter().filter(|b| **b == b'\n').count(), 701);
 }
 
 #[tokio::test]

@@ -11,6 +11,7 @@ use rust_xlsxwriter::{ExcelDateTime, Format, Workbook};
 use serde_json::{Value, json};
 use uuid::Uuid;
 use xlport_adapters::Deps;
+use xlport_adapters::pgcopy::CopyConnection;
 use xlport_adapters::postgres::{NewJob, UploadOutcome};
 use xlport_core::job::{Job, keys};
 use xlport_core::{JobKind, JobState};
@@ -124,6 +125,24 @@ async fn the_original_text_format_loads_as_the_spec_says() {
     assert!(rows[0].7);
     assert_eq!(rows[0].3, None);
     assert_eq!(rows[0].8, None, "validity NULL when the CNPJ is NULL");
+}
+
+/// Issue #20: an import right after a failed COPY, on the same single
+/// connection, loads every row.
+#[tokio::test]
+async fn an_import_right_after_a_failed_copy_succeeds() {
+    let (deps, _db) = xlport_tests::deps_with_one_connection().await;
+    xlport_tests::fail_a_copy(&deps.db.pool).await;
+    let job = import_bytes(&deps, SPEC_TXT.as_bytes(), "base.txt", upsert()).await;
+    assert_eq!(job.state, JobState::Succeeded, "{:?}", job.error);
+    assert_eq!(count(&job, "rows_read"), 2);
+    assert_eq!(count(&job, "inserted"), 2);
+    xlport_tests::fail_a_copy(&deps.db.pool).await;
+    let n: i64 = sqlx::query_scalar("select count(*) from user_purchase")
+        .fetch_one(&deps.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(n, 2);
 }
 
 #[tokio::test]
@@ -330,7 +349,8 @@ async fn a_key_inserted_concurrently_falls_back_to_the_merge() {
     let loader = {
         let (pool, dataset) = (deps.db.pool.clone(), dataset.clone());
         tokio::spawn(async move {
-            let mut tx = pool.begin().await.unwrap();
+            let mut conn = CopyConnection::acquire(&pool).await.unwrap();
+            let mut tx = conn.begin().await.unwrap();
             let (counts, _) = xlport_adapters::imports::merge_part(
                 &mut tx,
                 &dataset,
@@ -342,6 +362,7 @@ async fn a_key_inserted_concurrently_falls_back_to_the_merge() {
             .await
             .unwrap();
             tx.commit().await.unwrap();
+            conn.release().await;
             counts
         })
     };

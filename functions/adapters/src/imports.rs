@@ -12,6 +12,7 @@ use xlport_core::Dataset;
 use xlport_core::cells::Reason;
 use xlport_core::import::{ConflictPolicy, ImportCounts, Part, RejectedRow};
 
+use crate::pgcopy::CopyTx;
 use crate::postgres::{DbError, PgStore};
 
 fn is_unique_violation(e: &sqlx::Error) -> bool {
@@ -39,7 +40,7 @@ fn staging(dataset: &Dataset) -> String {
 /// the caller's transaction). Returns the part's final counts and the valid
 /// rows the policy rejected as duplicates.
 pub async fn merge_part(
-    conn: &mut PgConnection,
+    conn: &mut CopyTx<'_>,
     dataset: &Dataset,
     job: Uuid,
     policy: ConflictPolicy,
@@ -54,7 +55,7 @@ pub async fn merge_part(
     // Postgres crash only means the part is loaded again on resume: no need
     // to wait for the WAL flush on every part.
     sqlx::query("set local synchronous_commit = off")
-        .execute(&mut *conn)
+        .execute(&mut **conn)
         .await?;
     let table = &dataset.table;
     let key = &dataset.key;
@@ -80,15 +81,13 @@ pub async fn merge_part(
             }
         };
         if split.direct_rows > 0 {
-            let mut savepoint = sqlx::Connection::begin(&mut *conn).await?;
-            let copied = async {
-                let mut copy = savepoint
-                    .copy_in_raw(&format!("copy {table} ({list}, last_job_id) from stdin"))
-                    .await?;
-                copy.send(split.direct.as_bytes()).await?;
-                copy.finish().await
-            }
-            .await;
+            let mut savepoint = conn.savepoint().await?;
+            let copied = savepoint
+                .copy_in(
+                    &format!("copy {table} ({list}, last_job_id) from stdin"),
+                    [split.direct.as_bytes()],
+                )
+                .await;
             match copied {
                 Ok(_) => {
                     savepoint.commit().await?;
@@ -112,16 +111,16 @@ pub async fn merge_part(
     sqlx::query(AssertSqlSafe(format!(
         "create temp table if not exists {stage} (ord bigint not null, like {table} including defaults)"
     )))
-    .execute(&mut *conn)
+    .execute(&mut **conn)
     .await?;
     sqlx::query(AssertSqlSafe(format!("truncate {stage}")))
-        .execute(&mut *conn)
+        .execute(&mut **conn)
         .await?;
-    let mut copy = conn
-        .copy_in_raw(&format!("copy {stage} (ord, {list}) from stdin"))
-        .await?;
-    copy.send(staged.as_bytes()).await?;
-    copy.finish().await?;
+    conn.copy_in(
+        &format!("copy {stage} (ord, {list}) from stdin"),
+        [staged.as_bytes()],
+    )
+    .await?;
 
     let mut rejected = Vec::new();
     match policy {
@@ -140,7 +139,7 @@ pub async fn merge_part(
                 updates.join(", ")
             )))
             .bind(job)
-            .fetch_one(&mut *conn)
+            .fetch_one(&mut **conn)
             .await?;
             let new = inserted as u64;
             counts.inserted += new;
@@ -155,7 +154,7 @@ pub async fn merge_part(
                  on conflict ({key}) do nothing"
             )))
             .bind(job)
-            .execute(&mut *conn)
+            .execute(&mut **conn)
             .await?
             .rows_affected();
             counts.inserted += inserted;
@@ -166,7 +165,7 @@ pub async fn merge_part(
                 "select s.ord, s.{key}::text as k, exists (select 1 from {table} t where t.{key} = s.{key}) as existing \
                  from {stage} s order by s.ord"
             )))
-            .fetch_all(&mut *conn)
+            .fetch_all(&mut **conn)
             .await?;
             let mut seen = HashSet::new();
             let mut candidates = Vec::new();
@@ -190,7 +189,7 @@ pub async fn merge_part(
             )))
             .bind(job)
             .bind(&candidates)
-            .fetch_all(&mut *conn)
+            .fetch_all(&mut **conn)
             .await?;
             let inserted: HashSet<String> = inserted.into_iter().collect();
             counts.inserted += inserted.len() as u64;

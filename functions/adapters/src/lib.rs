@@ -4,6 +4,7 @@
 pub mod aws;
 pub mod config;
 pub mod imports;
+pub mod pgcopy;
 pub mod postgres;
 pub mod s3;
 pub mod secrets;

@@ -11,6 +11,7 @@ use xlport_core::apikey;
 use xlport_core::job::{Job, JobKind, JobState};
 
 use crate::config::Config;
+use crate::pgcopy::CopyConnection;
 
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");
 
@@ -329,7 +330,8 @@ pub enum Claim {
     Claimed(Box<Job>),
     /// Another worker holds a live lease: try again later.
     Busy,
-    /// Already finished (or not yet uploaded): nothing to do.
+    /// Finished, cancelled or not yet uploaded: nothing to do. Never a
+    /// queued job, nor a running one whose lease lapsed.
     NotClaimable(JobState),
     Missing,
 }
@@ -337,38 +339,53 @@ pub enum Claim {
 impl PgStore {
     /// Atomically takes a queued job, or a running one whose worker's lease
     /// lapsed (the worker died): exactly one worker wins.
+    ///
+    /// The claim is an `UPDATE … RETURNING`; when it takes nothing, the state
+    /// is read to say why. A job seen there as claimable (it was requeued, or
+    /// its lease lapsed, between the two statements) is claimed again, so a
+    /// claimable job is never reported as [`Claim::NotClaimable`] and its
+    /// message never dropped as a duplicate (issue #20).
     pub async fn claim_job(
         &self,
         id: Uuid,
         worker: &str,
         lease: Duration,
     ) -> Result<Claim, DbError> {
-        let claimed: Option<JobRow> = sqlx::query_as(concat!(
-            "update jobs set state = 'running', attempts = attempts + 1, lease_owner = $2, \
-             lease_until = now() + make_interval(secs => $3), started_at = coalesce(started_at, now()), \
-             updated_at = now() \
-             where id = $1 and (state = 'queued' or (state = 'running' and (lease_until is null or lease_until < now()))) \
-             returning ",
-            job_columns!()
-        ))
-        .bind(id)
-        .bind(worker)
-        .bind(lease.as_secs_f64())
-        .fetch_optional(&self.pool)
-        .await?;
-        if let Some(row) = claimed {
-            return Ok(Claim::Claimed(Box::new(row.try_into()?)));
-        }
-        let state: Option<String> = sqlx::query_scalar("select state from jobs where id = $1")
+        for _ in 0..3 {
+            let claimed: Option<JobRow> = sqlx::query_as(concat!(
+                "update jobs set state = 'running', attempts = attempts + 1, lease_owner = $2, \
+                 lease_until = now() + make_interval(secs => $3), started_at = coalesce(started_at, now()), \
+                 updated_at = now() \
+                 where id = $1 and (state = 'queued' or (state = 'running' and (lease_until is null or lease_until < now()))) \
+                 returning ",
+                job_columns!()
+            ))
+            .bind(id)
+            .bind(worker)
+            .bind(lease.as_secs_f64())
+            .fetch_optional(&self.pool)
+            .await?;
+            if let Some(row) = claimed {
+                return Ok(Claim::Claimed(Box::new(row.try_into()?)));
+            }
+            let seen: Option<(String, bool)> = sqlx::query_as(
+                "select state, coalesce(lease_until < now(), true) from jobs where id = $1",
+            )
             .bind(id)
             .fetch_optional(&self.pool)
             .await?;
-        Ok(match state.as_deref().map(JobState::from_str) {
-            None => Claim::Missing,
-            Some(Ok(JobState::Running)) => Claim::Busy,
-            Some(Ok(s)) => Claim::NotClaimable(s),
-            Some(Err(e)) => return Err(DbError::Corrupt(e.to_string())),
-        })
+            let Some((state, lapsed)) = seen else {
+                return Ok(Claim::Missing);
+            };
+            match JobState::from_str(&state).map_err(|e| DbError::Corrupt(e.to_string()))? {
+                JobState::Running if !lapsed => return Ok(Claim::Busy),
+                // Claimable after all: it changed between the statements.
+                JobState::Queued | JobState::Running => continue,
+                other => return Ok(Claim::NotClaimable(other)),
+            }
+        }
+        // Still changing under us: treat it as busy, so the message comes back.
+        Ok(Claim::Busy)
     }
 
     /// Records progress and renews the lease. False when the job is no longer
@@ -496,7 +513,6 @@ pub fn export_copy_sql(
 /// Loads `rows` deterministic sample rows into `user_purchase` with COPY
 /// (see `xlport_core::sample`). For tests, benchmarks and demos.
 pub async fn seed_user_purchase(pool: &PgPool, rows: u64, seed: u64) -> Result<u64, DbError> {
-    use sqlx::postgres::PgPoolCopyExt;
     let dataset = xlport_core::Datasets::builtin()
         .map_err(|e| DbError::Corrupt(e.to_string()))?
         .get("user_purchase")
@@ -507,18 +523,24 @@ pub async fn seed_user_purchase(pool: &PgPool, rows: u64, seed: u64) -> Result<u
         dataset.table,
         dataset.stored_columns().join(", ")
     );
-    let mut copy = pool.copy_in_raw(&sql).await?;
+    // About 1 MiB of COPY text at a time, made as it is sent.
     let mut sample = xlport_core::sample::UserPurchaseSample::new(seed);
-    let mut buf = String::with_capacity(1 << 20);
-    for i in 0..rows {
-        sample.write_row(i, &mut buf);
-        if buf.len() >= (1 << 20) - 256 {
-            copy.send(buf.as_bytes()).await?;
-            buf.clear();
+    let mut next = 0u64;
+    let chunks = std::iter::from_fn(|| {
+        if next >= rows {
+            return None;
         }
-    }
-    copy.send(buf.as_bytes()).await?;
-    Ok(copy.finish().await?)
+        let mut buf = String::with_capacity(1 << 20);
+        while next < rows && buf.len() < (1 << 20) - 256 {
+            sample.write_row(next, &mut buf);
+            next += 1;
+        }
+        Some(buf)
+    });
+    let mut conn = CopyConnection::acquire(pool).await?;
+    let loaded = conn.copy_in(&sql, chunks).await?;
+    conn.release().await;
+    Ok(loaded)
 }
 
 impl PgStore {

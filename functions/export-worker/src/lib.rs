@@ -16,10 +16,9 @@ use std::time::Instant;
 use anyhow::{Context, anyhow, bail};
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use bytes::Bytes;
-use futures::StreamExt;
 use serde_json::json;
-use sqlx::postgres::PgPoolCopyExt;
 use xlport_adapters::Deps;
+use xlport_adapters::pgcopy::CopyConnection;
 use xlport_adapters::postgres::{Claim, export_copy_sql};
 use xlport_adapters::s3::{MultipartUpload, PartWriter, attachment_disposition};
 use xlport_adapters::worker::{
@@ -194,21 +193,11 @@ async fn stream_rows(
     // a hand-over per row costs more in thread wake-ups than the row itself.
     let sql = export_copy_sql(dataset, conditions);
     let read = async {
-        let mut stream = deps.db.pool.copy_out_raw(&sql).await?;
-        let mut batch = bytes::BytesMut::with_capacity(CHUNK_BYTES);
-        while let Some(chunk) = stream.next().await {
-            batch.extend_from_slice(&chunk?);
-            if batch.len() >= CHUNK_BYTES {
-                let full = batch.split().freeze();
-                batch.reserve(CHUNK_BYTES);
-                if chunk_tx.send(full).await.is_err() {
-                    return Ok(()); // the encoder stopped; its error says why
-                }
-            }
-        }
-        if !batch.is_empty() {
-            let _ = chunk_tx.send(batch.freeze()).await;
-        }
+        // The encoder stopping early ends the COPY; its error says why.
+        CopyConnection::acquire(&deps.db.pool)
+            .await?
+            .copy_out(&sql, CHUNK_BYTES, &chunk_tx)
+            .await?;
         Ok::<_, anyhow::Error>(())
     };
     let read_result = read.await;

@@ -19,6 +19,7 @@ use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use serde_json::json;
 use xlport_adapters::Deps;
 use xlport_adapters::imports::{DirectCopy, merge_part, record_part};
+use xlport_adapters::pgcopy::CopyConnection;
 use xlport_adapters::postgres::{Claim, UploadOutcome};
 use xlport_adapters::worker::{
     MAX_ATTEMPTS, Permanent, Progress, ScratchDir, each_record, gives_up, spawn_heartbeat,
@@ -318,19 +319,26 @@ async fn load(
         })
     };
 
-    let mut dry_tx = if dry_run {
-        Some(deps.db.pool.begin().await?)
+    // Each part loads on a connection of its own for its transaction; a dry
+    // run merges on a second one, inside a transaction rolled back at the
+    // end. Both run COPY, so both are CopyConnections: back to the pool only
+    // after every COPY on them ended cleanly, closed otherwise (issue #20).
+    let mut dry_conn = if dry_run {
+        Some(CopyConnection::acquire(&deps.db.pool).await?)
     } else {
         None
     };
     let mut direct = DirectCopy::default();
     let loaded = async {
+        let mut dry_tx = match dry_conn.as_mut() {
+            Some(c) => Some(c.begin().await?),
+            None => None,
+        };
         while let Some(part) = rx.recv().await {
-            let mut tx = deps.db.pool.begin().await?;
+            let mut conn = CopyConnection::acquire(&deps.db.pool).await?;
+            let mut tx = conn.begin().await?;
             let (part_counts, duplicates) = match dry_tx.as_mut() {
-                Some(data) => {
-                    merge_part(&mut *data, dataset, job.id, policy, &part, &mut direct).await?
-                }
+                Some(data) => merge_part(data, dataset, job.id, policy, &part, &mut direct).await?,
                 None => merge_part(&mut tx, dataset, job.id, policy, &part, &mut direct).await?,
             };
             totals.add(&part_counts);
@@ -346,15 +354,19 @@ async fn load(
             )
             .await?;
             tx.commit().await?;
+            conn.release().await;
             progress.rows.store(totals.rows_read, Ordering::Relaxed);
             tracing::info!(job_id = %job.id, part = part.number, rows = part_counts.rows_read, "part committed");
+        }
+        if let Some(data) = dry_tx {
+            data.rollback().await?;
         }
         Ok::<_, anyhow::Error>(())
     }
     .await;
     drop(rx);
-    if let Some(data) = dry_tx {
-        data.rollback().await?;
+    if let (Ok(()), Some(c)) = (&loaded, dry_conn) {
+        c.release().await;
     }
     let parsed = parser.await.context("parser thread panicked")?;
     loaded?;
