@@ -279,7 +279,7 @@ fn parse_and_validate(dataset: &xlport_core::Dataset, path: &Path) -> anyhow::Re
     let mut builder = PartBuilder::new(dataset, 10_000, ConflictPolicy::Upsert, 0, 0);
     let mut rows = 0u64;
     decode::decode_file(path, dataset, &Limits::default(), 0, &mut |row| {
-        if let Some(part) = builder.push(row.number, row.cells, row.field_count_error) {
+        if let Some(part) = builder.push(row) {
             rows += part.counts.rows_read;
         }
         Ok(())

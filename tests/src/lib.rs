@@ -9,11 +9,14 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use serde_json::Value;
+use aws_lambda_events::event::sqs::SqsEvent;
+use serde_json::{Value, json};
 use sqlx::migrate::MigrateDatabase;
 use uuid::Uuid;
-use xlport_adapters::postgres::{self, PgStore};
+use xlport_adapters::postgres::{self, NewJob, PgStore};
 use xlport_adapters::{Config, Deps};
+use xlport_core::job::{Job, keys};
+use xlport_core::{JobKind, JobState};
 
 /// The test stack's function environment, as scripts/test wrote it.
 pub fn stack_env() -> HashMap<String, String> {
@@ -245,6 +248,68 @@ pub async fn fail_a_copy(pool: &sqlx::PgPool) {
         .copy_out("copy (select date '0000-01-01') to stdout", 1024, &tx)
         .await;
     assert!(copy.is_err(), "the COPY should fail");
+}
+
+/// Puts `bytes` in the bucket as an import of a new job, and delivers the S3
+/// event to the import function, as the mapping would. Returns the job.
+pub async fn import_bytes(deps: &Deps, bytes: &[u8], filename: &str, options: Value) -> Job {
+    let (owner, _) = deps.db.create_api_key("import test").await.unwrap();
+    let id = Uuid::new_v4();
+    let key = keys::import(id, filename);
+    deps.db
+        .create_job(NewJob {
+            id,
+            owner,
+            kind: JobKind::Import,
+            dataset: "user_purchase".into(),
+            state: JobState::AwaitingUpload,
+            format: None,
+            options,
+            filename: Some(filename.into()),
+            object_key: Some(key.clone()),
+            declared_size: Some(bytes.len() as i64),
+            upload_id: None,
+        })
+        .await
+        .unwrap();
+    let put = deps
+        .s3
+        .client
+        .put_object()
+        .bucket(&deps.config.bucket)
+        .key(&key)
+        .body(bytes.to_vec().into())
+        .send()
+        .await
+        .unwrap();
+    let etag = put.e_tag().unwrap().trim_matches('"').to_string();
+    deliver(deps, &key, bytes.len(), &etag).await;
+    deps.db.job(id).await.unwrap().unwrap()
+}
+
+pub fn s3_event(bucket: &str, key: &str, size: usize, etag: &str) -> SqsEvent {
+    let body = json!({"Records": [{"eventVersion": "2.1", "eventSource": "aws:s3", "eventName": "ObjectCreated:Put",
+        "s3": {"bucket": {"name": bucket}, "object": {"key": key, "size": size, "eTag": etag}}}]});
+    serde_json::from_value(json!({"Records": [{"messageId": Uuid::new_v4().to_string(), "body": body.to_string(), "eventSource": "aws:sqs"}]})).unwrap()
+}
+
+pub async fn deliver(deps: &Deps, key: &str, size: usize, etag: &str) -> usize {
+    let r = import_worker::handle_batch(deps, s3_event(&deps.config.bucket, key, size, etag)).await;
+    r.batch_item_failures.len()
+}
+
+/// A checksum over every column of every row of `user_purchase`, in key
+/// order: equal before and after a round trip when the table is unchanged.
+pub async fn user_purchase_checksum(deps: &Deps) -> (i64, String) {
+    sqlx::query_as(
+        "select count(*), coalesce(md5(string_agg(t::text, '|' order by cpf)), '') \
+         from (select cpf, private, incompleto, data_ultima_compra, ticket_medio, ticket_ultima_compra, \
+                      loja_mais_frequente, loja_ultima_compra, cpf_valido, loja_mais_frequente_valida, \
+                      loja_ultima_compra_valida from user_purchase) t",
+    )
+    .fetch_one(&deps.db.pool)
+    .await
+    .expect("checksum")
 }
 
 pub fn md5_hex(bytes: &[u8]) -> String {

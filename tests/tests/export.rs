@@ -13,7 +13,8 @@ use xlport_adapters::Deps;
 use xlport_adapters::postgres::{KeyId, NewJob, seed_user_purchase};
 use xlport_core::{JobKind, JobState};
 use xlport_tests::{
-    Stack, deps_with_fresh_db, deps_with_one_connection, download, fail_a_copy, random_u32,
+    Stack, deps_with_fresh_db, deps_with_one_connection, download, fail_a_copy, import_bytes,
+    random_u32, user_purchase_checksum,
 };
 
 async fn new_export_job(deps: &Deps, format: &str, filter: Value) -> Uuid {
@@ -518,4 +519,21 @@ async fn more_rows_than_a_sheet_holds_spill_into_a_second_sheet() {
         }
     }
     assert_eq!(seen.len() as u64, total);
+
+    // Issue #12: the two-sheet export, sent back, leaves the table unchanged.
+    let before = user_purchase_checksum(&deps).await;
+    let bytes = download(&deps, done.result_key.as_deref().unwrap()).await;
+    let back = import_bytes(
+        &deps,
+        &bytes,
+        "two-sheets.xlsx",
+        json!({"conflict_policy": "upsert"}),
+    )
+    .await;
+    assert_eq!(back.state, JobState::Succeeded, "{:?}", back.error);
+    assert_eq!(back.counts["rows_read"], total);
+    assert_eq!(back.counts["updated"], total);
+    assert_eq!(back.counts["inserted"], 0);
+    assert_eq!(back.counts["rejected"], 0);
+    assert_eq!(user_purchase_checksum(&deps).await, before);
 }

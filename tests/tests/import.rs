@@ -5,7 +5,6 @@
 
 use std::time::Duration;
 
-use aws_lambda_events::event::sqs::SqsEvent;
 use reqwest::Method;
 use rust_xlsxwriter::{ExcelDateTime, Format, Workbook};
 use serde_json::{Value, json};
@@ -15,59 +14,13 @@ use xlport_adapters::pgcopy::CopyConnection;
 use xlport_adapters::postgres::{NewJob, UploadOutcome};
 use xlport_core::job::{Job, keys};
 use xlport_core::{JobKind, JobState};
-use xlport_tests::{Stack, big_csv, curl_upload, deps_with_fresh_db, download};
+use xlport_tests::{
+    Stack, big_csv, curl_upload, deliver, deps_with_fresh_db, download, import_bytes,
+};
 
 const SPEC_TXT: &str = "CPF                PRIVATE     INCOMPLETO  DATA DA ÚLTIMA COMPRA TICKET MÉDIO          TICKET DA ÚLTIMA COMPRA LOJA MAIS FREQUÊNTE     LOJA DA ÚLTIMA COMPRA\n\
 990.999.999-66     0           0           2013-05-22            399,00                399,00                  79.379.491/0008-50      79.379.491/0008-50\n\
 041.091.641-25     0           0           NULL                  NULL                  NULL                    NULL                    NULL\n";
-
-/// Puts `bytes` in the bucket as an import of a new job, and delivers the S3
-/// event to the import function, as the mapping would. Returns the job.
-async fn import_bytes(deps: &Deps, bytes: &[u8], filename: &str, options: Value) -> Job {
-    let (owner, _) = deps.db.create_api_key("import test").await.unwrap();
-    let id = Uuid::new_v4();
-    let key = keys::import(id, filename);
-    deps.db
-        .create_job(NewJob {
-            id,
-            owner,
-            kind: JobKind::Import,
-            dataset: "user_purchase".into(),
-            state: JobState::AwaitingUpload,
-            format: None,
-            options,
-            filename: Some(filename.into()),
-            object_key: Some(key.clone()),
-            declared_size: Some(bytes.len() as i64),
-            upload_id: None,
-        })
-        .await
-        .unwrap();
-    let put = deps
-        .s3
-        .client
-        .put_object()
-        .bucket(&deps.config.bucket)
-        .key(&key)
-        .body(bytes.to_vec().into())
-        .send()
-        .await
-        .unwrap();
-    let etag = put.e_tag().unwrap().trim_matches('"').to_string();
-    deliver(deps, &key, bytes.len(), &etag).await;
-    deps.db.job(id).await.unwrap().unwrap()
-}
-
-fn s3_event(bucket: &str, key: &str, size: usize, etag: &str) -> SqsEvent {
-    let body = json!({"Records": [{"eventVersion": "2.1", "eventSource": "aws:s3", "eventName": "ObjectCreated:Put",
-        "s3": {"bucket": {"name": bucket}, "object": {"key": key, "size": size, "eTag": etag}}}]});
-    serde_json::from_value(json!({"Records": [{"messageId": Uuid::new_v4().to_string(), "body": body.to_string(), "eventSource": "aws:sqs"}]})).unwrap()
-}
-
-async fn deliver(deps: &Deps, key: &str, size: usize, etag: &str) -> usize {
-    let r = import_worker::handle_batch(deps, s3_event(&deps.config.bucket, key, size, etag)).await;
-    r.batch_item_failures.len()
-}
 
 fn upsert() -> Value {
     json!({"conflict_policy": "upsert", "dry_run": false})
@@ -166,9 +119,9 @@ async fn csv_with_semicolons_in_windows_1252() {
     // The error report names the row and the reason.
     let report = download(&deps, &keys::error_report(job.id)).await;
     let cells = first_report_row(report);
-    assert_eq!(cells[0], "3");
-    assert_eq!(cells[1], "invalid_date");
-    assert!(cells[2].contains("2013-02-30"), "{cells:?}");
+    assert_eq!(cells["xlport row"], "3");
+    assert_eq!(cells["xlport reason"], "invalid_date");
+    assert!(cells["xlport detail"].contains("2013-02-30"), "{cells:?}");
 }
 
 #[tokio::test]
@@ -176,10 +129,12 @@ async fn csv_with_commas_and_a_utf8_bom_and_quotes() {
     let (deps, _db) = deps_with_fresh_db().await;
     let text = "\u{feff}cpf,private,incompleto,\"data da ultima compra\",ticket medio,ticket da ultima compra,loja mais frequente,loja da ultima compra,NOTES\n\
 \"041.091.641-25\",0,1,2020-01-31,\"1.234,00\",10.5,,,\"a note, with a comma\nand a newline\"\n\
-529.982.247-25,0,1,2020-01-31,5,5,,\n";
+529.982.247-25,0,1,2020-01-31,5,5,,,,an extra field\n\
+111.444.777-35,0,1\n";
     let job = import_bytes(&deps, text.as_bytes(), "x.csv", upsert()).await;
     assert_eq!(job.state, JobState::Succeeded, "{:?}", job.error);
-    assert_eq!(count(&job, "inserted"), 1);
+    // The short last row misses only fields that may be empty: read padded.
+    assert_eq!(count(&job, "inserted"), 2);
     assert_eq!(job.counts["rejected_by_reason"]["wrong_column_count"], 1);
     let warnings = job.warnings.to_string();
     assert!(
@@ -187,7 +142,10 @@ async fn csv_with_commas_and_a_utf8_bom_and_quotes() {
         "unknown column reported: {warnings}"
     );
     let cells = first_report_row(download(&deps, &keys::error_report(job.id)).await);
-    assert_eq!(cells[0], "4", "the physical line where the record starts");
+    assert_eq!(
+        cells["xlport row"], "4",
+        "the physical line where the record starts"
+    );
 }
 
 fn xlsx_fixture(rows: &[(Option<f64>, &str)]) -> Vec<u8> {
@@ -244,7 +202,7 @@ async fn xlsx_with_numeric_cpfs_dates_and_decimals() {
     assert_eq!(rows[0].5.as_deref(), Some("1234.56"));
     // The report holds the text `=1+1` as text, never as a formula.
     let cells = first_report_row(download(&deps, &keys::error_report(job.id)).await);
-    assert_eq!(cells[3], "=1+1");
+    assert_eq!(cells["CPF"], "=1+1");
 }
 
 #[tokio::test]
@@ -333,7 +291,16 @@ async fn a_key_inserted_concurrently_falls_back_to_the_merge() {
             Cell::Empty,
             Cell::Empty,
         ];
-        assert!(builder.push(i as u64 + 2, &cells, None).is_none());
+        let row = xlport_core::decode::Row {
+            number: i as u64 + 2,
+            sheet: None,
+            cells: &cells,
+            original: &cells,
+            record: None,
+            cell_fields: &[0, 1, 2, 3, 4, 5, 6, 7],
+            field_count_error: None,
+        };
+        assert!(builder.push(&row).is_none());
     }
     let part = builder.finish().unwrap();
     assert_eq!(part.valid_rows, 3);
@@ -423,7 +390,9 @@ async fn reject_rejects_later_duplicates_and_existing_keys() {
     let report = download(&deps, &keys::error_report(job.id)).await;
     let rows = report_rows(report);
     assert_eq!(
-        rows.iter().map(|r| r[0].clone()).collect::<Vec<_>>(),
+        rows.iter()
+            .map(|r| r["xlport row"].clone())
+            .collect::<Vec<_>>(),
         ["4", "5"]
     );
 }
@@ -636,18 +605,24 @@ async fn a_header_without_rows_is_a_succeeded_empty_import() {
     );
 }
 
-fn report_rows(bytes: Vec<u8>) -> Vec<Vec<String>> {
+/// The report's rows, each cell by its column's header.
+fn report_rows(bytes: Vec<u8>) -> Vec<std::collections::HashMap<String, String>> {
     use calamine::Reader;
     let mut book = calamine::Xlsx::new(std::io::Cursor::new(bytes)).unwrap();
     let range = book.worksheet_range("rejected rows").unwrap();
-    range
-        .rows()
-        .skip(1)
-        .map(|r| r.iter().map(|c| c.to_string()).collect())
-        .collect()
+    let mut rows = range.rows();
+    let header: Vec<String> = rows.next().unwrap().iter().map(|c| c.to_string()).collect();
+    rows.map(|r| {
+        header
+            .iter()
+            .cloned()
+            .zip(r.iter().map(|c| c.to_string()))
+            .collect()
+    })
+    .collect()
 }
 
-fn first_report_row(bytes: Vec<u8>) -> Vec<String> {
+fn first_report_row(bytes: Vec<u8>) -> std::collections::HashMap<String, String> {
     report_rows(bytes)
         .into_iter()
         .next()
@@ -814,4 +789,129 @@ async fn a_poison_file_fails_its_job_and_its_message_is_dead_lettered() {
     }
     assert!(found, "the poison file's event reached the DLQ");
     std::fs::remove_file(file).ok();
+}
+
+/// Issue #12: two data sheets with the same header and a notes sheet: both
+/// data sheets land, the notes sheet is named in a warning, and the report
+/// names each rejected row's sheet.
+#[tokio::test]
+async fn a_three_sheet_workbook_imports_both_data_sheets_and_names_the_third() {
+    let (deps, _db) = deps_with_fresh_db().await;
+    let mut book = Workbook::new();
+    let headers = [
+        "CPF",
+        "PRIVATE",
+        "INCOMPLETO",
+        "DATA DA ÚLTIMA COMPRA",
+        "TICKET MÉDIO",
+        "TICKET DA ÚLTIMA COMPRA",
+        "LOJA MAIS FREQUÊNTE",
+        "LOJA DA ÚLTIMA COMPRA",
+    ];
+    for (sheet, cpfs) in [
+        ("Janeiro", ["041.091.641-25", "529.982.247-25"]),
+        ("Fevereiro", ["111.444.777-35", "not a cpf"]),
+    ] {
+        let ws = book.add_worksheet();
+        ws.set_name(sheet).unwrap();
+        for (c, h) in headers.iter().enumerate() {
+            ws.write_string(0, c as u16, *h).unwrap();
+        }
+        for (r, cpf) in cpfs.iter().enumerate() {
+            ws.write_string(r as u32 + 1, 0, *cpf).unwrap();
+            ws.write_number(r as u32 + 1, 1, 0).unwrap();
+            ws.write_number(r as u32 + 1, 2, 1).unwrap();
+        }
+    }
+    book.add_worksheet()
+        .set_name("Notas")
+        .unwrap()
+        .write_string(0, 0, "exportado do sistema antigo")
+        .unwrap();
+    let bytes = book.save_to_buffer().unwrap();
+    let job = import_bytes(&deps, &bytes, "meses.xlsx", upsert()).await;
+    assert_eq!(job.state, JobState::Succeeded, "{:?}", job.error);
+    assert_eq!(count(&job, "rows_read"), 4);
+    assert_eq!(count(&job, "inserted"), 3);
+    assert_eq!(count(&job, "rejected"), 1);
+    assert_eq!(job.counts["sheets"], json!(["Janeiro", "Fevereiro"]));
+    let warnings = job.warnings.to_string();
+    assert!(warnings.contains("sheet `Notas` not read"), "{warnings}");
+    let report = first_report_row(download(&deps, &keys::error_report(job.id)).await);
+    assert_eq!(report["xlport sheet"], "Fevereiro");
+    assert_eq!(report["xlport row"], "3");
+    assert_eq!(report["CPF"], "not a cpf");
+}
+
+/// A file in the original text format, 3,002 rows with 384 to reject: rows
+/// of 9 and 7 fields, bad flags, impossible dates, malformed CPFs.
+fn seed_format_file() -> String {
+    let mut text = String::from(
+        "CPF                PRIVATE     INCOMPLETO  DATA DA ÚLTIMA COMPRA TICKET MÉDIO          \
+         TICKET DA ÚLTIMA COMPRA LOJA MAIS FREQUÊNTE     LOJA DA ÚLTIMA COMPRA\n",
+    );
+    for i in 0..3_002u64 {
+        let cpf = format!("{:011}", 20_000_000_000u64 + i);
+        let line = match i % 30 {
+            3 => format!(
+                "{cpf} 0 0 2013-05-22 399,00 399,00 79.379.491/0008-50 79.379.491/0008-50 EXTRA"
+            ),
+            7 => format!("{cpf} 0 0 2013-05-22 399,00 399,00 79.379.491/0008-50"),
+            11 => format!("{cpf} 2 0 NULL NULL NULL NULL NULL"),
+            19 if i % 60 == 19 => format!("{cpf} 0 0 2013-02-30 NULL NULL NULL NULL"),
+            23 if i % 90 == 23 => format!("12.3{i} 0 0 NULL NULL NULL NULL NULL"),
+            _ => format!("{cpf} 0 1 2013-05-22 399,00 NULL 79.379.491/0008-50 NULL"),
+        };
+        text.push_str(&line);
+        text.push('\n');
+    }
+    text
+}
+
+/// Issue #18: the report of an import, sent back unchanged, rejects the same
+/// rows for the same reasons and accepts none; every field of a long row and
+/// the record of a misaligned one are in it.
+#[tokio::test]
+async fn the_report_sent_back_unchanged_rejects_the_same_rows_and_accepts_none() {
+    let (deps, _db) = deps_with_fresh_db().await;
+    let file = seed_format_file();
+    let job = import_bytes(&deps, file.as_bytes(), "base.txt", upsert()).await;
+    assert_eq!(job.state, JobState::Succeeded, "{:?}", job.error);
+    let rejected = count(&job, "rejected");
+    assert!(rejected > 100, "{:?}", job.counts);
+    let report = download(&deps, &keys::error_report(job.id)).await;
+    let rows = report_rows(report.clone());
+    assert_eq!(rows.len() as u64, rejected);
+    let nine = rows
+        .iter()
+        .find(|r| r["xlport detail"].contains("9 fields"))
+        .expect("a row of 9 fields");
+    assert!(
+        nine["xlport original record"].ends_with("EXTRA"),
+        "{nine:?}"
+    );
+    assert_eq!(nine["CPF"], "", "a misaligned row's cells stay empty");
+    eprintln!("report, first rows: {:?}", &rows[..3]);
+
+    let again = import_bytes(
+        &deps,
+        &report,
+        "errors.xlsx",
+        json!({"conflict_policy": "upsert", "dry_run": true}),
+    )
+    .await;
+    assert_eq!(again.state, JobState::Succeeded, "{:?}", again.error);
+    assert_eq!(count(&again, "rows_read"), rejected);
+    assert_eq!(count(&again, "rejected"), rejected, "{:?}", again.counts);
+    assert_eq!(count(&again, "inserted") + count(&again, "updated"), 0);
+    assert_eq!(
+        again.counts["rejected_by_reason"], job.counts["rejected_by_reason"],
+        "the same reasons"
+    );
+    eprintln!(
+        "re-imported unchanged: {} read, {} rejected {}",
+        count(&again, "rows_read"),
+        count(&again, "rejected"),
+        again.counts["rejected_by_reason"]
+    );
 }

@@ -200,20 +200,16 @@ pub async fn merge_part(
                 .column(key)
                 .map_or(key.as_str(), |c| c.header.as_str());
             for (ord, k) in duplicates {
-                let (row_number, cells) = part
-                    .valid_cells
-                    .get(&(ord as u64))
-                    .cloned()
-                    .unwrap_or_default();
+                let Some(kept) = part.valid_cells.get(&(ord as u64)).cloned() else {
+                    continue;
+                };
                 counts.reject(Reason::DuplicateKey);
-                rejected.push(RejectedRow {
-                    row_number,
-                    reason: Reason::DuplicateKey,
-                    message: format!(
+                rejected.push(kept.rejected(
+                    ord as u64,
+                    format!(
                         "column {key}: {header} {k} is already in the table or earlier in the file"
                     ),
-                    cells,
-                });
+                ));
             }
         }
     }
@@ -238,9 +234,10 @@ pub async fn record_part(
         let json =
             serde_json::to_value(&rejections).map_err(|e| DbError::Corrupt(e.to_string()))?;
         sqlx::query(
-            "insert into job_rejections (job_id, part_no, row_number, reason, message, cells) \
-             select $1, $2, r.row_number, r.reason, r.message, r.cells \
-             from jsonb_to_recordset($3) as r(row_number bigint, reason text, message text, cells jsonb) \
+            "insert into job_rejections (job_id, part_no, ord, sheet, row_number, reason, message, cells, failed_field, record) \
+             select $1, $2, r.ord, r.sheet, r.row_number, r.reason, r.message, r.cells, r.failed_field, r.record \
+             from jsonb_to_recordset($3) as r(ord bigint, sheet text, row_number bigint, reason text, \
+                  message text, cells jsonb, failed_field integer, record text) \
              on conflict do nothing",
         )
         .bind(job)
@@ -250,8 +247,8 @@ pub async fn record_part(
         .await?;
     }
     sqlx::query(
-        "insert into job_parts (job_id, part_no, state, first_row, last_row, rows_read, inserted, updated, rejected, counts) \
-         values ($1, $2, 'succeeded', $3, $4, $5, $6, $7, $8, $9) \
+        "insert into job_parts (job_id, part_no, state, first_row, last_row, rows_read, inserted, updated, rejected, counts, first_sheet, last_sheet) \
+         values ($1, $2, 'succeeded', $3, $4, $5, $6, $7, $8, $9, $10, $11) \
          on conflict (job_id, part_no) do update set state = 'succeeded', counts = excluded.counts, \
          rows_read = excluded.rows_read, inserted = excluded.inserted, updated = excluded.updated, \
          rejected = excluded.rejected, error = null, updated_at = now()",
@@ -265,6 +262,8 @@ pub async fn record_part(
     .bind(part_counts.updated as i32)
     .bind(part_counts.rejected as i32)
     .bind(part_counts.to_json())
+    .bind(&part.first_sheet)
+    .bind(&part.last_sheet)
     .execute(&mut *conn)
     .await?;
     let updated = sqlx::query(
@@ -292,7 +291,12 @@ pub async fn record_part(
 pub struct PartStatus {
     pub part_no: i32,
     pub state: String,
+    /// Workbooks only: the sheets of the part's first and last rows.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_sheet: Option<String>,
     pub first_row: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_sheet: Option<String>,
     pub last_row: Option<i64>,
     pub rows_read: i32,
     pub inserted: i32,
@@ -305,16 +309,32 @@ pub struct PartStatus {
 /// A rejected row as stored, for the error report.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct StoredRejection {
+    pub ord: i64,
+    pub sheet: Option<String>,
     pub row_number: i64,
     pub reason: String,
     pub message: String,
+    /// [`xlport_core::report::StoredCell`]s by field index, as JSON.
     pub cells: serde_json::Value,
+    pub failed_field: Option<i32>,
+    pub record: Option<String>,
+}
+
+/// What the error report needs to know before its first row.
+#[derive(Debug, Clone, Default)]
+pub struct ReportShape {
+    /// The file's header by field index (see `FileInfo::header`).
+    pub header: Vec<String>,
+    /// The most fields any rejected row holds.
+    pub max_fields: usize,
+    /// Whether any rejected row keeps only its record.
+    pub has_records: bool,
 }
 
 impl PgStore {
     pub async fn job_parts(&self, job: Uuid) -> Result<Vec<PartStatus>, DbError> {
         Ok(sqlx::query_as(
-            "select part_no, state, first_row, last_row, rows_read, inserted, updated, rejected, counts, error \
+            "select part_no, state, first_sheet, first_row, last_sheet, last_row, rows_read, inserted, updated, rejected, counts, error \
              from job_parts where job_id = $1 order by part_no",
         )
         .bind(job)
@@ -323,22 +343,53 @@ impl PgStore {
     }
 
     /// Rejected rows of a job in file order, a page at a time (the report
-    /// writer pages through them so memory stays flat).
+    /// writer pages through them so memory stays flat): those after
+    /// position `after_ord` (-1 for the first page).
     pub async fn rejections_page(
         &self,
         job: Uuid,
-        after_row: i64,
+        after_ord: i64,
         limit: i64,
     ) -> Result<Vec<StoredRejection>, DbError> {
         Ok(sqlx::query_as(
-            "select row_number, reason, message, cells from job_rejections \
-             where job_id = $1 and row_number > $2 order by row_number limit $3",
+            "select ord, sheet, row_number, reason, message, cells, failed_field, record \
+             from job_rejections where job_id = $1 and ord > $2 order by ord limit $3",
         )
         .bind(job)
-        .bind(after_row)
+        .bind(after_ord)
         .bind(limit)
         .fetch_all(&self.pool)
         .await?)
+    }
+
+    /// The report's layout: the file's header and the widest rejected row.
+    pub async fn report_shape(&self, job: Uuid) -> Result<ReportShape, DbError> {
+        let (header, max_fields, has_records): (Option<serde_json::Value>, Option<i32>, bool) =
+            sqlx::query_as(
+                "select (select source_header from jobs where id = $1), \
+                        max(jsonb_array_length(cells)), coalesce(bool_or(record is not null), false) \
+                 from job_rejections where job_id = $1",
+            )
+            .bind(job)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(ReportShape {
+            header: header
+                .and_then(|h| serde_json::from_value(h).ok())
+                .unwrap_or_default(),
+            max_fields: max_fields.unwrap_or(0).max(0) as usize,
+            has_records,
+        })
+    }
+
+    /// Records the file's header (bounded by the decoder) for the report.
+    pub async fn set_source_header(&self, job: Uuid, header: &[String]) -> Result<(), DbError> {
+        sqlx::query("update jobs set source_header = $2, updated_at = now() where id = $1")
+            .bind(job)
+            .bind(serde_json::json!(header))
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     /// Forgets the parts of an attempt that wrote nothing durable (a dry

@@ -406,14 +406,22 @@ pub fn parse_date(cell: &Cell<'_>) -> Result<NaiveDate, Reason> {
 
 /// Serial 1 is 1900-01-01; serial 60 is Excel's fictitious 1900-02-29 and
 /// rejected; from 61 on, serials are one day ahead of the real calendar. The
-/// fraction (the time of day) is dropped. Serials run up to 9999-12-31, as in
-/// Excel.
+/// serial is first rounded to the nearest millisecond, as Excel does before it
+/// shows a date (so `42571.9999999998`, a binary double just short of
+/// midnight, is the next day), then the time of day is dropped (spec "Cell
+/// rules", `data_ultima_compra`). Serials run up to 9999-12-31, as in Excel.
 fn date_from_serial(serial: f64) -> Option<NaiveDate> {
-    const LAST: f64 = 2_958_465.0; // 9999-12-31
-    if !(1.0..LAST + 1.0).contains(&serial) {
+    const LAST: i64 = 2_958_465; // 9999-12-31
+    const MS_PER_DAY: f64 = 86_400_000.0;
+    if !serial.is_finite() {
         return None;
     }
-    let days = serial.trunc() as u64;
+    let ms = (serial * MS_PER_DAY).round();
+    // 1.0 ..= LAST + 1 day - 1 ms, in whole milliseconds.
+    if !(MS_PER_DAY..(LAST as f64 + 1.0) * MS_PER_DAY).contains(&ms) {
+        return None;
+    }
+    let days = (ms / MS_PER_DAY).floor() as u64;
     let day_zero = match days {
         60 => return None,
         ..60 => NaiveDate::from_ymd_opt(1899, 12, 31)?,
@@ -573,13 +581,21 @@ pub struct Rejection {
 }
 
 impl Rejection {
-    /// A text/csv row whose field count differs from the header's: there is no
+    /// A row whose fields cannot be aligned with the header: there is no
     /// single cell to blame, so the value says what was counted.
-    pub fn wrong_column_count(found: usize, expected: usize) -> Self {
+    pub fn wrong_column_count(misaligned: crate::decode::Misaligned) -> Self {
+        use crate::decode::{Misaligned, REPORT_RECORD_HEADER};
         Self {
             reason: Reason::WrongColumnCount,
             column: String::new(),
-            value: format!("{found} fields, the header has {expected}"),
+            value: match misaligned {
+                Misaligned::Count { found, expected } => {
+                    format!("{found} fields, the header has {expected}")
+                }
+                Misaligned::ReportRecord => format!(
+                    "only its record in `{REPORT_RECORD_HEADER}`: fill in the row's cells from it"
+                ),
+            },
         }
     }
 
@@ -1137,6 +1153,14 @@ mod tests {
         assert_eq!(serial(2_958_466.0), Err(Reason::InvalidDate));
         assert_eq!(serial(0.0), Err(Reason::InvalidDate));
         assert_eq!(serial(0.5), Err(Reason::InvalidDate));
+        // Rounded to the millisecond before the time is dropped, as Excel shows it.
+        assert_eq!(serial(42571.9999999998), Ok(date(2016, 7, 21)));
+        assert_eq!(serial(42571.99999), Ok(date(2016, 7, 20)));
+        assert_eq!(serial(41416.999999999), Ok(date(2013, 5, 23)));
+        assert_eq!(serial(59.9999999999), Err(Reason::InvalidDate));
+        assert_eq!(serial(0.9999999999), Ok(date(1900, 1, 1)));
+        assert_eq!(serial(2_958_465.9999999999), Err(Reason::InvalidDate));
+        assert_eq!(serial(f64::NAN), Err(Reason::InvalidDate));
         assert_eq!(serial(-1.0), Err(Reason::InvalidDate));
         assert_eq!(serial(f64::NAN), Err(Reason::InvalidDate));
         assert_eq!(serial(f64::INFINITY), Err(Reason::InvalidDate));
@@ -1618,7 +1642,11 @@ mod tests {
         assert!(long.len() < 140, "{long}");
         assert!(long.contains('…'), "{long}");
         assert_eq!(
-            Rejection::wrong_column_count(9, 8).message(),
+            Rejection::wrong_column_count(crate::decode::Misaligned::Count {
+                found: 9,
+                expected: 8
+            })
+            .message(),
             "row has 9 fields, the header has 8"
         );
         for reason in [

@@ -190,27 +190,25 @@ fn is_identifier(s: &str) -> bool {
         && s.len() <= 63
 }
 
-/// Header matching key: case-, accent- and whitespace-insensitive.
+/// Header matching key: case-, accent- and whitespace-insensitive, blind to
+/// invisible format characters (spec "File-level rules", header).
 pub fn normalize_header(s: &str) -> String {
-    s.chars()
-        .filter(|c| !c.is_whitespace())
+    use unicode_normalization::UnicodeNormalization;
+    use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
+    // NFD splits `Ú` into `U` and a combining accent (category Mn), which is
+    // then dropped with the whitespace and the invisible format characters
+    // (category Cf: zero-width space, BOM, soft hyphen, direction marks...)
+    // that spreadsheets and copy-paste leave in headers.
+    s.nfd()
+        .filter(|c| {
+            !c.is_whitespace()
+                && !matches!(
+                    c.general_category(),
+                    GeneralCategory::Format | GeneralCategory::NonspacingMark
+                )
+        })
         .flat_map(char::to_lowercase)
-        .map(fold_accent)
         .collect()
-}
-
-fn fold_accent(c: char) -> char {
-    match c {
-        'á' | 'à' | 'â' | 'ã' | 'ä' | 'å' => 'a',
-        'é' | 'è' | 'ê' | 'ë' => 'e',
-        'í' | 'ì' | 'î' | 'ï' => 'i',
-        'ó' | 'ò' | 'ô' | 'õ' | 'ö' => 'o',
-        'ú' | 'ù' | 'û' | 'ü' => 'u',
-        'ç' => 'c',
-        'ñ' => 'n',
-        'ý' | 'ÿ' => 'y',
-        other => other,
-    }
 }
 
 #[derive(Debug, Clone)]

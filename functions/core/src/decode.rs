@@ -22,7 +22,10 @@ use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::Path;
 use std::rc::Rc;
 
-use calamine::{CellErrorType, DataRef, Reader, SheetType, Xlsx, XlsxCellReader, XlsxError};
+use calamine::{
+    CellErrorType, Data, DataRef, ExcelDateTime, ExcelDateTimeType, Range, Reader, SheetType, Xlsx,
+    XlsxCellReader, XlsxError,
+};
 use encoding_rs::{CoderResult, Decoder, Encoding};
 
 use crate::cells::Cell;
@@ -33,6 +36,19 @@ use crate::dataset::{Dataset, normalize_header};
 /// one is a file without line breaks or an unclosed quote swallowing the rest
 /// of the file, and reading it whole would make memory grow with the file.
 pub const MAX_TEXT_RECORD_BYTES: u64 = 16 * 1024 * 1024;
+
+/// The characters of one header field kept in [`FileInfo::header`].
+pub const MAX_HEADER_CHARS: usize = 255;
+
+/// The header's fields by index, blank where there is none, each bounded.
+fn dense_header(headers: &[(usize, String)]) -> Vec<String> {
+    let width = headers.iter().map(|(i, _)| i + 1).max().unwrap_or(0);
+    let mut dense = vec![String::new(); width];
+    for (i, h) in headers {
+        dense[*i] = h.chars().take(MAX_HEADER_CHARS).collect();
+    }
+    dense
+}
 
 /// How many bytes of the file are looked at to recognise its format.
 const SNIFF_BYTES: u64 = 8 * 1024;
@@ -61,6 +77,12 @@ impl Default for Limits {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FileFormat {
     Xlsx,
+    /// Excel 97-2003 (BIFF8), read whole through calamine.
+    Xls,
+    /// Excel binary workbook, read whole through calamine.
+    Xlsb,
+    /// OpenDocument spreadsheet, read whole through calamine.
+    Ods,
     /// CSV-like text; `delimiter` is `\t`, `;` or `,`.
     Delimited {
         delimiter: u8,
@@ -72,6 +94,26 @@ pub enum FileFormat {
     Empty,
 }
 
+impl FileFormat {
+    /// Whether the file is a workbook (rows then live on sheets).
+    pub fn is_workbook(self) -> bool {
+        matches!(self, Self::Xlsx | Self::Xls | Self::Xlsb | Self::Ods)
+    }
+
+    /// A short name for people: `xlsx`, `xls`, `csv (delimiter ';')`...
+    pub fn name(self) -> String {
+        match self {
+            Self::Xlsx => "xlsx".into(),
+            Self::Xls => "xls".into(),
+            Self::Xlsb => "xlsb".into(),
+            Self::Ods => "ods".into(),
+            Self::Delimited { delimiter } => format!("csv (delimiter {:?})", delimiter as char),
+            Self::Whitespace => "text (whitespace-separated)".into(),
+            Self::Empty => "empty".into(),
+        }
+    }
+}
+
 /// What was found before the first data row.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileInfo {
@@ -79,10 +121,16 @@ pub struct FileInfo {
     /// `utf-8`, `utf-8 (BOM)`, `utf-16le (BOM)`, `utf-16be (BOM)`,
     /// `windows-1252`, or `n/a` for xlsx and zero-byte files.
     pub encoding: &'static str,
-    /// The worksheet read (xlsx only).
+    /// The (first) worksheet read (workbooks only).
     pub sheet: Option<String>,
+    /// Every worksheet read, in order: the first, then its continuation
+    /// sheets (workbooks only).
+    pub sheets: Vec<String>,
     /// The header's sheet row (1-based) or physical line; 0 when there is none.
     pub header_row: u64,
+    /// The header's fields by field index (`""` where a cell is blank), each
+    /// cut to [`MAX_HEADER_CHARS`] characters: the error report repeats it.
+    pub header: Vec<String>,
     /// For the user: columns ignored, duplicate headers, an empty file...
     pub warnings: Vec<String>,
     /// Data rows counted (see [`decode_file`]), including those skipped by
@@ -96,16 +144,60 @@ pub struct Row<'a> {
     /// The sheet row number (1-based, as Excel shows it) or the physical line
     /// where a text record starts (the header's line counts).
     pub number: u64,
+    /// The worksheet the row is on (workbooks only: a table can run on over
+    /// continuation sheets).
+    pub sheet: Option<&'a str>,
     /// One cell per dataset column, in dataset column order; `Empty` where the
     /// file has nothing.
     pub cells: &'a [Cell<'a>],
-    /// Every field of the row as in the file, for the error report: up to the
-    /// last dataset column (xlsx) or all fields (text).
+    /// Every field of the row as in the file, for the error report: every
+    /// cell of the row up to its last one (workbooks) or every field (text),
+    /// including those beyond the header.
     pub original: &'a [Cell<'a>],
-    /// Text only: `Some((found, expected))` when the row has more or fewer
-    /// fields than the header; the caller rejects it (`wrong_column_count`)
-    /// before looking at any cell.
-    pub field_count_error: Option<(usize, usize)>,
+    /// Text only: the record as the file held it (separators and quotes
+    /// included, line ending and leading blank lines excluded).
+    pub record: Option<&'a str>,
+    /// For each dataset column, the index in `original` of its field.
+    pub cell_fields: &'a [usize],
+    /// Set when the row's fields cannot be aligned with the header; the
+    /// caller rejects it (`wrong_column_count`) before looking at any cell.
+    pub field_count_error: Option<Misaligned>,
+}
+
+/// Why a row's fields cannot be aligned with the header (spec "Cell rules",
+/// `wrong_column_count`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Misaligned {
+    /// A text row with more or fewer fields than the header (beyond what the
+    /// spreadsheet habits allow), or an unclosed quote.
+    Count { found: usize, expected: usize },
+    /// A row of an xlport error report that holds only its original record
+    /// (column [`REPORT_RECORD_HEADER`]): nobody filled in its cells yet.
+    ReportRecord,
+}
+
+/// The error report's own columns (see `crate::report`): recognised in a
+/// file sent back and never read as data.
+pub const REPORT_REASON_HEADER: &str = "xlport reason";
+pub const REPORT_DETAIL_HEADER: &str = "xlport detail";
+pub const REPORT_SHEET_HEADER: &str = "xlport sheet";
+pub const REPORT_ROW_HEADER: &str = "xlport row";
+/// The record of a row whose fields could not be aligned with the header,
+/// as the file held it.
+pub const REPORT_RECORD_HEADER: &str = "xlport original record";
+
+/// Whether `header` is one of the error report's own columns.
+pub fn is_report_header(header: &str) -> bool {
+    let key = normalize_header(header);
+    [
+        REPORT_REASON_HEADER,
+        REPORT_DETAIL_HEADER,
+        REPORT_SHEET_HEADER,
+        REPORT_ROW_HEADER,
+        REPORT_RECORD_HEADER,
+    ]
+    .iter()
+    .any(|h| normalize_header(h) == key)
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -124,6 +216,22 @@ pub enum DecodeError {
         missing: Vec<String>,
         sheet: Option<String>,
     },
+    /// A column the dataset reads appears twice in the header: which copy
+    /// holds the data cannot be known.
+    #[error(
+        "the column `{column}` appears more than once in the header ({first} and {second}{}); \
+         keep one and upload again",
+        sheet.as_deref().map(|s| format!(", sheet `{s}`")).unwrap_or_default()
+    )]
+    DuplicateColumn {
+        column: String,
+        first: String,
+        second: String,
+        sheet: Option<String>,
+    },
+    /// Content after the header, but no data row in it: says what was found.
+    #[error("{0}")]
+    NoDataRows(String),
     /// A limit was passed; names the limit and its value.
     #[error("{0}")]
     LimitExceeded(String),
@@ -160,6 +268,7 @@ pub fn inspect(path: &Path, dataset: &Dataset, limits: &Limits) -> Result<FileIn
     Ok(match open(path, dataset, limits)? {
         Source::Nothing(info) => info,
         Source::Xlsx(x) => x.info,
+        Source::Whole(w) => w.table.info,
         Source::Text(t) => t.info,
     })
 }
@@ -188,12 +297,21 @@ pub fn decode_file(
         visit,
         skip: skip_rows,
         counted: 0,
+        padded_rows: 0,
+        trimmed_rows: 0,
+        ignored_rows: 0,
     };
     let mut info = match open(path, dataset, limits)? {
         Source::Nothing(info) => return Ok(info),
         Source::Xlsx(x) => {
             let mut info = x.info.clone();
             stream_xlsx(x, &mut emitter)?;
+            info.data_rows = emitter.counted;
+            info
+        }
+        Source::Whole(w) => {
+            let mut info = w.table.info.clone();
+            stream_whole(*w, &mut emitter)?;
             info.data_rows = emitter.counted;
             info
         }
@@ -204,6 +322,31 @@ pub fn decode_file(
             info
         }
     };
+    // Never a silent empty success (spec "File-level rules"): content after
+    // the header that yields no row is a failure that says what was found.
+    if info.data_rows == 0 && emitter.ignored_rows > 0 {
+        return Err(DecodeError::NoDataRows(format!(
+            "{} {} after the header {} values only in columns that are not read, and none \
+             in the dataset's columns: check that the data sits under the header's columns",
+            emitter.ignored_rows,
+            plural(emitter.ignored_rows, "row", "rows"),
+            plural(emitter.ignored_rows, "holds", "hold"),
+        )));
+    }
+    if emitter.padded_rows > 0 {
+        info.warnings.push(format!(
+            "{} {} fewer fields than the header; their missing trailing fields were read as empty",
+            emitter.padded_rows,
+            plural(emitter.padded_rows, "row had", "rows had"),
+        ));
+    }
+    if emitter.trimmed_rows > 0 {
+        info.warnings.push(format!(
+            "{} {} empty fields beyond the header; they were ignored",
+            emitter.trimmed_rows,
+            plural(emitter.trimmed_rows, "row had", "rows had"),
+        ));
+    }
     if info.data_rows == 0 {
         info.warnings
             .push("the file has a header but no data rows".to_owned());
@@ -211,11 +354,22 @@ pub fn decode_file(
     Ok(info)
 }
 
+fn plural<'w>(n: u64, one: &'w str, many: &'w str) -> &'w str {
+    if n == 1 { one } else { many }
+}
+
 /// Counts rows the way the caller does and passes over the first `skip`.
 struct Emitter<'v> {
     visit: &'v mut dyn FnMut(&Row<'_>) -> Result<(), String>,
     skip: u64,
     counted: u64,
+    /// Delimited rows shorter than the header, read with the missing
+    /// trailing (nullable) fields empty.
+    padded_rows: u64,
+    /// Delimited rows longer than the header whose extra fields were empty.
+    trimmed_rows: u64,
+    /// Rows holding values only in columns the dataset does not read.
+    ignored_rows: u64,
 }
 
 impl Emitter<'_> {
@@ -234,6 +388,8 @@ enum Source {
     Nothing(FileInfo),
     /// Boxed: calamine's workbook is large next to the other variants.
     Xlsx(Box<XlsxSource>),
+    /// `.xls`, `.xlsb`, `.ods`: each sheet read whole.
+    Whole(Box<WholeSource>),
     Text(TextSource),
 }
 
@@ -243,11 +399,18 @@ fn open(path: &Path, dataset: &Dataset, limits: &Limits) -> Result<Source, Decod
             format: FileFormat::Empty,
             encoding: "n/a",
             sheet: None,
+            sheets: Vec::new(),
+            header: Vec::new(),
             header_row: 0,
             warnings: vec!["the file is empty".to_owned()],
             data_rows: 0,
         })),
-        Sniffed::Zip => open_xlsx(path, dataset, limits),
+        Sniffed::Zip => match guard_zip(path, limits)? {
+            ZipKind::Xlsx => open_xlsx(path, dataset, limits),
+            ZipKind::Xlsb => open_whole(path, dataset, limits, FileFormat::Xlsb),
+            ZipKind::Ods => open_whole(path, dataset, limits, FileFormat::Ods),
+        },
+        Sniffed::Ole2 => open_whole(path, dataset, limits, FileFormat::Xls),
         Sniffed::Text(bom) => open_text(path, bom, dataset, limits),
     }
 }
@@ -259,6 +422,9 @@ fn open(path: &Path, dataset: &Dataset, limits: &Limits) -> Result<Source, Decod
 enum Sniffed {
     Empty,
     Zip,
+    /// An OLE2 compound document: an Excel 97-2003 workbook, or an
+    /// encrypted .xlsx (which Office wraps in one).
+    Ole2,
     /// Text, with the encoding its BOM announces, if any.
     Text(Option<TextEncoding>),
 }
@@ -277,11 +443,7 @@ fn sniff(path: &Path) -> Result<Sniffed, DecodeError> {
         return Ok(Sniffed::Zip);
     }
     if head.starts_with(OLE2_MAGIC) {
-        return Err(DecodeError::NotASpreadsheet(
-            "it is an OLE2 compound document (an encrypted .xlsx or a legacy .xls): \
-             encrypted or legacy .xls files are not supported; save as .xlsx without a password"
-                .to_owned(),
-        ));
+        return Ok(Sniffed::Ole2);
     }
     if let Some(bom) = TextEncoding::from_bom(&head) {
         return Ok(Sniffed::Text(Some(bom)));
@@ -295,7 +457,7 @@ fn sniff(path: &Path) -> Result<Sniffed, DecodeError> {
         (b"\x1F\x8B", "a gzip archive"),
         (b"Rar!", "a RAR archive"),
         (b"7z\xBC\xAF\x27\x1C", "a 7-Zip archive"),
-        (b"\x09\x08", "a legacy binary .xls (BIFF) file"),
+        (b"\x09\x08", "a pre-97 binary .xls (BIFF5 or older) file"),
         (b"{\\rtf", "an RTF document"),
     ];
     if let Some((_, what)) = MAGIC.iter().find(|(magic, _)| head.starts_with(magic)) {
@@ -321,13 +483,142 @@ type Workbook = Xlsx<BufReader<File>>;
 struct XlsxSource {
     workbook: Workbook,
     info: FileInfo,
-    /// The chosen sheet's name.
-    sheet: String,
-    /// 0-based row index of the header.
-    header_index: u32,
+    /// The sheets read, in workbook order: the first whose header holds
+    /// every dataset column, then its continuation sheets; each with the
+    /// 0-based row index of its header.
+    sheets: Vec<(String, u32)>,
     mapping: Mapping,
-    /// Added to date serials: 1462 in a 1904-system workbook.
-    date_offset: f64,
+}
+
+/// A header row as a matching key: (column, normalized text) of every
+/// non-blank cell.
+fn header_key(headers: &[(usize, String)]) -> HeaderCells {
+    headers
+        .iter()
+        .map(|(c, h)| (*c, normalize_header(h)))
+        .filter(|(_, h)| !h.is_empty())
+        .collect()
+}
+
+/// The table of a workbook: where its rows are and how they map.
+struct Table {
+    info: FileInfo,
+    /// The sheets read, in workbook order: the first whose header holds
+    /// every dataset column, then its continuation sheets; each with the
+    /// 0-based row index of its header.
+    sheets: Vec<(String, u32)>,
+    mapping: Mapping,
+}
+
+/// Finds the table in a workbook's sheets (`names`, in workbook order), given
+/// each sheet's first non-empty row from `header_of`: the first worksheet
+/// whose first non-empty row holds every dataset column, and every later
+/// worksheet whose first non-empty row is that same header (spec "File-level
+/// rules", xlsx: how an export longer than one sheet comes back). Any other
+/// worksheet holding a value is named in a warning. `Ok(Err(info))`: the
+/// workbook holds no value at all.
+fn find_table(
+    dataset: &Dataset,
+    format: FileFormat,
+    names: Vec<String>,
+    mut header_of: impl FnMut(&str) -> Result<Option<(u32, HeaderCells)>, DecodeError>,
+) -> Result<Result<Table, FileInfo>, DecodeError> {
+    let mut first_missing: Option<(Vec<String>, String)> = None;
+    /// The table found so far.
+    struct Found {
+        mapping: Mapping,
+        /// Its header, as [`header_key`] matches continuation sheets.
+        key: HeaderCells,
+        header: Vec<String>,
+        sheets: Vec<(String, u32)>,
+    }
+    let mut found: Option<Found> = None;
+    let mut not_read: Vec<String> = Vec::new();
+    for sheet in names {
+        let Some((header_index, headers)) = header_of(&sheet)? else {
+            continue;
+        };
+        if let Some(found) = found.as_mut() {
+            if header_key(&headers) == found.key {
+                found.sheets.push((sheet, header_index));
+            } else {
+                not_read.push(sheet);
+            }
+            continue;
+        }
+        match map_headers(dataset, &headers, column_letters) {
+            HeaderMatch::Complete(mapping) => {
+                found = Some(Found {
+                    mapping,
+                    key: header_key(&headers),
+                    header: dense_header(&headers),
+                    sheets: vec![(sheet, header_index)],
+                });
+            }
+            HeaderMatch::Missing(missing) => {
+                first_missing.get_or_insert((missing, sheet.clone()));
+                not_read.push(sheet);
+            }
+            HeaderMatch::Duplicate(column, first, second) => {
+                return Err(DecodeError::DuplicateColumn {
+                    column,
+                    first,
+                    second,
+                    sheet: Some(sheet),
+                });
+            }
+        }
+    }
+    let Some(Found {
+        mapping,
+        header,
+        sheets,
+        ..
+    }) = found
+    else {
+        return match first_missing {
+            Some((missing, sheet)) => Err(DecodeError::MissingColumns {
+                missing,
+                sheet: Some(sheet),
+            }),
+            None => Ok(Err(FileInfo {
+                format,
+                encoding: "n/a",
+                sheet: None,
+                sheets: Vec::new(),
+                header: Vec::new(),
+                header_row: 0,
+                warnings: vec!["the workbook is empty: no worksheet holds any value".to_owned()],
+                data_rows: 0,
+            })),
+        };
+    };
+    let mut warnings = mapping.warnings.clone();
+    if !not_read.is_empty() {
+        let list: Vec<String> = not_read.iter().map(|s| format!("`{s}`")).collect();
+        warnings.push(format!(
+            "{} {} not read: {} first row is not the header of sheet `{}`",
+            plural(not_read.len() as u64, "sheet", "sheets"),
+            list.join(", "),
+            plural(not_read.len() as u64, "its", "their"),
+            sheets[0].0
+        ));
+    }
+    let info = FileInfo {
+        format,
+        encoding: "n/a",
+        sheet: Some(sheets[0].0.clone()),
+        sheets: sheets.iter().map(|(s, _)| s.clone()).collect(),
+        header,
+        header_row: u64::from(sheets[0].1) + 1,
+        warnings,
+        data_rows: 0,
+    };
+    Ok(Ok(Table {
+        info,
+        sheets,
+        mapping,
+    }))
 }
 
 /// Everything calamine reads and keeps in memory (the shared strings, the
@@ -335,64 +626,33 @@ struct XlsxSource {
 /// counting sink, so a zip bomb fails here, cheaply, instead of while rows
 /// are being written.
 fn open_xlsx(path: &Path, dataset: &Dataset, limits: &Limits) -> Result<Source, DecodeError> {
-    guard_zip(path, limits)?;
     let file = BufReader::new(File::open(path)?);
     let mut workbook: Workbook = Xlsx::new(file).map_err(|e| xlsx_error(e, None))?;
-    // calamine parses `<workbookPr date1904>` itself and exposes it.
-    let date_offset = if workbook.has_1904_epoch() {
-        1462.0
-    } else {
-        0.0
-    };
-    let sheets: Vec<String> = workbook
-        .sheets_metadata()
+    let names = worksheet_names(workbook.sheets_metadata());
+    let table = find_table(dataset, FileFormat::Xlsx, names, |sheet| {
+        read_xlsx_header(&mut workbook, sheet, limits)
+    })?;
+    Ok(match table {
+        Err(nothing) => Source::Nothing(nothing),
+        Ok(Table {
+            info,
+            sheets,
+            mapping,
+        }) => Source::Xlsx(Box::new(XlsxSource {
+            workbook,
+            info,
+            sheets,
+            mapping,
+        })),
+    })
+}
+
+fn worksheet_names(sheets: &[calamine::Sheet]) -> Vec<String> {
+    sheets
         .iter()
         .filter(|s| s.typ == SheetType::WorkSheet)
         .map(|s| s.name.clone())
-        .collect();
-    let mut first_missing: Option<(Vec<String>, String)> = None;
-    for sheet in sheets {
-        let Some((header_index, headers)) = read_xlsx_header(&mut workbook, &sheet, limits)? else {
-            continue;
-        };
-        let mapping = match map_headers(dataset, &headers, column_letters) {
-            HeaderMatch::Complete(m) => m,
-            HeaderMatch::Missing(missing) => {
-                first_missing.get_or_insert((missing, sheet));
-                continue;
-            }
-        };
-        let info = FileInfo {
-            format: FileFormat::Xlsx,
-            encoding: "n/a",
-            sheet: Some(sheet.clone()),
-            header_row: u64::from(header_index) + 1,
-            warnings: mapping.warnings.clone(),
-            data_rows: 0,
-        };
-        return Ok(Source::Xlsx(Box::new(XlsxSource {
-            workbook,
-            info,
-            sheet,
-            header_index,
-            mapping,
-            date_offset,
-        })));
-    }
-    match first_missing {
-        Some((missing, sheet)) => Err(DecodeError::MissingColumns {
-            missing,
-            sheet: Some(sheet),
-        }),
-        None => Ok(Source::Nothing(FileInfo {
-            format: FileFormat::Xlsx,
-            encoding: "n/a",
-            sheet: None,
-            header_row: 0,
-            warnings: vec!["the workbook is empty: no worksheet holds any value".to_owned()],
-            data_rows: 0,
-        })),
-    }
+        .collect()
 }
 
 /// Header cells as (field or column index, text).
@@ -416,7 +676,7 @@ fn read_xlsx_header(
         headers.clear();
         let mut too_wide = None;
         let Some(index) = rows.next_row(|col, value| {
-            let cell = to_cell(value, 0.0);
+            let cell = to_cell(value);
             if cell.is_blank() {
                 return;
             }
@@ -444,44 +704,90 @@ fn read_xlsx_header(
 
 fn stream_xlsx(source: Box<XlsxSource>, emitter: &mut Emitter<'_>) -> Result<(), DecodeError> {
     let mut source = *source;
-    let sheet = source.sheet.clone();
+    let sheets = std::mem::take(&mut source.sheets);
+    for (sheet, header_index) in &sheets {
+        stream_sheet(&mut source, sheet, *header_index, emitter)?;
+    }
+    Ok(())
+}
+
+/// One sheet's data rows, after its header row.
+fn stream_sheet(
+    source: &mut XlsxSource,
+    sheet: &str,
+    header_index: u32,
+    emitter: &mut Emitter<'_>,
+) -> Result<(), DecodeError> {
     let reader = source
         .workbook
-        .worksheet_cells_reader(&sheet)
-        .map_err(|e| xlsx_error(e, Some(&sheet)))?;
-    let mut rows = SheetRows::new(reader, &sheet);
-    let width = source.mapping.last_known + 1;
-    let mut values: Vec<DataRef<'_>> = vec![DataRef::Empty; width];
-    let offset = source.date_offset;
+        .worksheet_cells_reader(sheet)
+        .map_err(|e| xlsx_error(e, Some(sheet)))?;
+    let mut rows = SheetRows::new(reader, sheet);
     let mapping = &source.mapping;
+    // Every cell of the row, up to its last: the report keeps cells beyond
+    // the header too.
+    let mut values: Vec<DataRef<'_>> = Vec::new();
     loop {
-        values.iter_mut().for_each(|v| *v = DataRef::Empty);
+        values.clear();
         let Some(index) = rows.next_row(|col, value| {
-            if let Some(slot) = values.get_mut(col) {
-                *slot = value.clone();
+            if col >= values.len() {
+                values.resize(col + 1, DataRef::Empty);
             }
+            values[col] = value.clone();
         })?
         else {
             return Ok(());
         };
-        if index <= source.header_index {
+        if index <= header_index {
             continue;
         }
-        let cells: Vec<Cell<'_>> = mapping
-            .source
-            .iter()
-            .map(|&f| values.get(f).map_or(Cell::Empty, |v| to_cell(v, offset)))
-            .collect();
+        let original: Vec<Cell<'_>> = values.iter().map(to_cell).collect();
+        emit_sheet_row(emitter, mapping, sheet, index, &original)?;
+    }
+}
+
+/// Hands over one worksheet row (`original`: its cells by column) unless it
+/// is blank; see [`stream_sheet`].
+fn emit_sheet_row(
+    emitter: &mut Emitter<'_>,
+    mapping: &Mapping,
+    sheet: &str,
+    index: u32,
+    original: &[Cell<'_>],
+) -> Result<(), DecodeError> {
+    let cells: Vec<Cell<'_>> = mapping
+        .source
+        .iter()
+        .map(|&f| original.get(f).copied().unwrap_or(Cell::Empty))
+        .collect();
+    {
+        let mut misaligned = None;
+        let mut record = None;
         if cells.iter().all(Cell::is_blank) {
-            continue;
+            let sent_back = mapping.record_field.and_then(|f| original.get(f));
+            match sent_back {
+                // A report row sent back with its cells still empty.
+                Some(Cell::Text(text)) if !text.trim().is_empty() => {
+                    misaligned = Some(Misaligned::ReportRecord);
+                    record = Some(*text);
+                }
+                _ => {
+                    if !original.iter().all(Cell::is_blank) {
+                        emitter.ignored_rows += 1;
+                    }
+                    return Ok(());
+                }
+            }
         }
-        let original: Vec<Cell<'_>> = values.iter().map(|v| to_cell(v, offset)).collect();
         emitter.emit(&Row {
             number: u64::from(index) + 1,
+            sheet: Some(sheet),
             cells: &cells,
-            original: &original,
-            field_count_error: None,
-        })?;
+            original,
+            record,
+            cell_fields: &mapping.source,
+            field_count_error: misaligned,
+        })
     }
 }
 
@@ -548,9 +854,9 @@ impl<'a, 's> SheetRows<'a, 's> {
 }
 
 /// calamine's value as a [`Cell`]. Date serials are moved to the 1900 system
-/// (`offset` is 1462 in a 1904 workbook); durations stay numbers; ISO text
-/// dates (`t="d"`) stay text for the date rule to parse.
-fn to_cell<'s>(value: &'s DataRef<'_>, offset: f64) -> Cell<'s> {
+/// (see [`serial_1900`]); durations stay numbers; ISO text dates (`t="d"`,
+/// ODS date values) stay text for the date rule to parse.
+fn to_cell<'s>(value: &'s DataRef<'_>) -> Cell<'s> {
     match value {
         DataRef::Empty => Cell::Empty,
         DataRef::String(s) | DataRef::DateTimeIso(s) | DataRef::DurationIso(s) => Cell::Text(s),
@@ -559,9 +865,36 @@ fn to_cell<'s>(value: &'s DataRef<'_>, offset: f64) -> Cell<'s> {
         // Exact for every integer a cell can hold (|n| < 2^53).
         DataRef::Int(n) => Cell::Number(*n as f64),
         DataRef::Bool(b) => Cell::Bool(*b),
-        DataRef::DateTime(dt) if dt.is_datetime() => Cell::DateSerial(dt.as_f64() + offset),
+        DataRef::DateTime(dt) if dt.is_datetime() => Cell::DateSerial(serial_1900(dt)),
         DataRef::DateTime(dt) => Cell::Number(dt.as_f64()),
         DataRef::Error(e) => Cell::Error(error_text(e)),
+    }
+}
+
+/// [`to_cell`] for the owned values of the whole-sheet readers.
+fn data_cell(value: &Data) -> Cell<'_> {
+    match value {
+        Data::Empty => Cell::Empty,
+        Data::String(s) | Data::DateTimeIso(s) | Data::DurationIso(s) => Cell::Text(s),
+        Data::Float(n) => Cell::Number(*n),
+        Data::Int(n) => Cell::Number(*n as f64),
+        Data::Bool(b) => Cell::Bool(*b),
+        Data::DateTime(dt) if dt.is_datetime() => Cell::DateSerial(serial_1900(dt)),
+        Data::DateTime(dt) => Cell::Number(dt.as_f64()),
+        Data::Error(e) => Cell::Error(error_text(e)),
+    }
+}
+
+/// A date cell's serial in the 1900 system: a 1904-system workbook's serials
+/// (the `date1904` flag, ECMA-376 Part 1 §18.2.28; BIFF8's `1904` record)
+/// count from 1904-01-01, 1462 days later. calamine keeps the flag in each
+/// value without exposing it, so it is read by comparison.
+fn serial_1900(dt: &ExcelDateTime) -> f64 {
+    let v = dt.as_f64();
+    if *dt == ExcelDateTime::new(v, ExcelDateTimeType::DateTime, true) {
+        v + 1462.0
+    } else {
+        v
     }
 }
 
@@ -584,9 +917,7 @@ fn xlsx_error(e: XlsxError, sheet: Option<&str>) -> DecodeError {
     let place = sheet.map_or_else(String::new, |s| format!(" (sheet `{s}`)"));
     match e {
         XlsxError::Password => DecodeError::NotASpreadsheet(
-            "the workbook is encrypted: encrypted or legacy .xls files are not supported; \
-             save as .xlsx without a password"
-                .to_owned(),
+            "the workbook is encrypted (password-protected); save it without a password".to_owned(),
         ),
         XlsxError::Zip(z) => DecodeError::Corrupt(format!(
             "the file is truncated or not a valid .xlsx: {z}{place}"
@@ -618,7 +949,7 @@ fn column_letters(index: usize) -> String {
 /// part, not just the sheets, because the relationships can point a sheet at
 /// any part name, and calamine keeps the shared strings and styles in memory.
 /// Also recognises zips that are other documents.
-fn guard_zip(path: &Path, limits: &Limits) -> Result<(), DecodeError> {
+fn guard_zip(path: &Path, limits: &Limits) -> Result<ZipKind, DecodeError> {
     let file = BufReader::new(File::open(path)?);
     let mut zip = zip::ZipArchive::new(file).map_err(|e| {
         DecodeError::Corrupt(format!("the file is truncated or not a valid .xlsx: {e}"))
@@ -629,8 +960,14 @@ fn guard_zip(path: &Path, limits: &Limits) -> Result<(), DecodeError> {
             name.map_err(|e| DecodeError::Corrupt(format!("the file is not a valid .xlsx: {e}")))?;
         names.push(name.to_ascii_lowercase());
     }
-    reject_other_zips(&mut zip, &names)?;
-    let limit = limits.max_sheet_inflated_bytes;
+    let kind = zip_kind(&mut zip, &names)?;
+    // Formats read a sheet at a time, whole, get a tighter bound.
+    let limit = match kind {
+        ZipKind::Xlsx => limits.max_sheet_inflated_bytes,
+        ZipKind::Xlsb | ZipKind::Ods => limits
+            .max_sheet_inflated_bytes
+            .min(MAX_WHOLE_SHEET_INFLATED_BYTES),
+    };
     for i in 0..zip.len() {
         let mut entry = zip.by_index(i).map_err(|e| {
             DecodeError::Corrupt(format!("the file is truncated or not a valid .xlsx: {e}"))
@@ -650,35 +987,60 @@ fn guard_zip(path: &Path, limits: &Limits) -> Result<(), DecodeError> {
                 ))
             })?;
         if inflated > limit {
+            let why = if kind == ZipKind::Xlsx {
+                "(XLPORT_MAX_SHEET_INFLATED_BYTES)"
+            } else {
+                "(.xlsb and .ods sheets are read whole; save a file this large as .xlsx)"
+            };
             return Err(DecodeError::LimitExceeded(format!(
-                "part `{name}` of the workbook inflates past the {limit}-byte limit \
-                 (XLPORT_MAX_SHEET_INFLATED_BYTES)"
+                "part `{name}` of the workbook inflates past the {limit}-byte limit {why}"
             )));
         }
         sink.check_shared_strings(&name)?;
     }
-    Ok(())
+    Ok(kind)
 }
 
-/// ODS, XLSB and Office documents are zips too; name them instead of
-/// reporting a broken .xlsx.
-fn reject_other_zips<R: Read + Seek>(
+/// Which workbook a zip is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ZipKind {
+    Xlsx,
+    Xlsb,
+    Ods,
+}
+
+/// The bytes one part of an `.xlsb` or `.ods` may inflate to: calamine reads
+/// such a sheet whole into memory (about 10 times its XML), where `.xlsx`
+/// sheets stream.
+pub const MAX_WHOLE_SHEET_INFLATED_BYTES: u64 = 128 * 1024 * 1024;
+
+/// Tells an xlsx from the other zips: `.xlsb` and `.ods` are read too; Word
+/// and PowerPoint documents and plain archives are named instead of
+/// reported as a broken .xlsx.
+fn zip_kind<R: Read + Seek>(
     zip: &mut zip::ZipArchive<R>,
     names: &[String],
-) -> Result<(), DecodeError> {
+) -> Result<ZipKind, DecodeError> {
     let has = |n: &str| names.iter().any(|x| x == n);
     let has_prefix = |p: &str| names.iter().any(|x| x.starts_with(p));
-    let what = if has("xl/workbook.bin") {
-        Some("an Excel binary workbook (.xlsb); save it as .xlsx")
-    } else if has("mimetype") && {
+    if has("xl/workbook.bin") {
+        return Ok(ZipKind::Xlsb);
+    }
+    if has("mimetype") {
         let mut mime = Vec::new();
         if let Ok(entry) = zip.by_name("mimetype") {
             let _ = entry.take(200).read_to_end(&mut mime);
         }
-        mime.starts_with(b"application/vnd.oasis.opendocument")
-    } {
-        Some("an OpenDocument file (.ods); save it as .xlsx")
-    } else if !has_prefix("xl/") && has_prefix("word/") {
+        if mime.starts_with(b"application/vnd.oasis.opendocument.spreadsheet") {
+            return Ok(ZipKind::Ods);
+        }
+        if mime.starts_with(b"application/vnd.oasis.opendocument") {
+            return Err(DecodeError::NotASpreadsheet(
+                "it is an OpenDocument file that is not a spreadsheet".to_owned(),
+            ));
+        }
+    }
+    let what = if !has_prefix("xl/") && has_prefix("word/") {
         Some("a Word document")
     } else if !has_prefix("xl/") && has_prefix("ppt/") {
         Some("a PowerPoint presentation")
@@ -689,7 +1051,150 @@ fn reject_other_zips<R: Read + Seek>(
     };
     match what {
         Some(what) => Err(DecodeError::NotASpreadsheet(format!("it is {what}"))),
-        None => Ok(()),
+        None => Ok(ZipKind::Xlsx),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// .xls, .xlsb, .ods: each sheet read whole
+// ---------------------------------------------------------------------------
+
+type WholeBook = calamine::Sheets<BufReader<File>>;
+
+struct WholeSource {
+    book: WholeBook,
+    table: Table,
+}
+
+/// `.xls` (BIFF8), `.xlsb` and `.ods` through calamine, under the same rules
+/// as `.xlsx`: the header, continuation sheets, dates from the cell's format,
+/// the 1904 flag. calamine reads these a sheet at a time, whole; memory is
+/// bounded by the format (65,536 × 256 cells in BIFF8) or by
+/// [`MAX_WHOLE_SHEET_INFLATED_BYTES`].
+fn open_whole(
+    path: &Path,
+    dataset: &Dataset,
+    limits: &Limits,
+    format: FileFormat,
+) -> Result<Source, DecodeError> {
+    let file = BufReader::new(File::open(path)?);
+    let opened = match format {
+        FileFormat::Xls => calamine::Xls::new(file)
+            .map(calamine::Sheets::Xls)
+            .map_err(calamine::Error::Xls),
+        FileFormat::Xlsb => calamine::Xlsb::new(file)
+            .map(calamine::Sheets::Xlsb)
+            .map_err(calamine::Error::Xlsb),
+        _ => calamine::Ods::new(file)
+            .map(calamine::Sheets::Ods)
+            .map_err(calamine::Error::Ods),
+    };
+    let mut book = opened.map_err(|e| whole_error(e, format, None))?;
+    let names = worksheet_names(book.sheets_metadata());
+    let table = find_table(dataset, format, names, |sheet| {
+        whole_header(&mut book, format, sheet, limits)
+    })?;
+    Ok(match table {
+        Err(nothing) => Source::Nothing(nothing),
+        Ok(table) => Source::Whole(Box::new(WholeSource { book, table })),
+    })
+}
+
+fn whole_range(
+    book: &mut WholeBook,
+    format: FileFormat,
+    sheet: &str,
+) -> Result<Range<Data>, DecodeError> {
+    book.worksheet_range(sheet)
+        .map_err(|e| whole_error(e, format, Some(sheet)))
+}
+
+/// The first row of `sheet` holding a non-blank cell (see `read_xlsx_header`).
+fn whole_header(
+    book: &mut WholeBook,
+    format: FileFormat,
+    sheet: &str,
+    limits: &Limits,
+) -> Result<Option<(u32, HeaderCells)>, DecodeError> {
+    let range = whole_range(book, format, sheet)?;
+    let Some((first_row, first_col)) = range.start() else {
+        return Ok(None);
+    };
+    for (i, row) in range.rows().enumerate() {
+        let headers: HeaderCells = row
+            .iter()
+            .enumerate()
+            .filter_map(|(j, v)| {
+                let cell = data_cell(v);
+                (!cell.is_blank())
+                    .then(|| (first_col as usize + j, cell.display_text().into_owned()))
+            })
+            .collect();
+        if headers.iter().any(|(c, _)| *c >= limits.max_columns) {
+            return Err(DecodeError::LimitExceeded(format!(
+                "the header row of sheet `{sheet}` spans more than the {}-column limit \
+                 (XLPORT_MAX_COLUMNS)",
+                limits.max_columns
+            )));
+        }
+        if !headers.is_empty() {
+            return Ok(Some((first_row + i as u32, headers)));
+        }
+    }
+    Ok(None)
+}
+
+fn stream_whole(source: WholeSource, emitter: &mut Emitter<'_>) -> Result<(), DecodeError> {
+    let WholeSource { mut book, table } = source;
+    let format = table.info.format;
+    for (sheet, header_index) in &table.sheets {
+        let range = whole_range(&mut book, format, sheet)?;
+        let Some((first_row, first_col)) = range.start() else {
+            continue;
+        };
+        let lead = first_col as usize;
+        let mut original: Vec<Cell<'_>> = Vec::new();
+        for (i, row) in range.rows().enumerate() {
+            let index = first_row + i as u32;
+            if index <= *header_index {
+                continue;
+            }
+            original.clear();
+            original.resize(lead, Cell::Empty);
+            original.extend(row.iter().map(data_cell));
+            // A range is a rectangle: drop the padding right of the row's last cell.
+            let used = original
+                .iter()
+                .rposition(|c| *c != Cell::Empty)
+                .map_or(0, |p| p + 1);
+            original.truncate(used);
+            emit_sheet_row(emitter, &table.mapping, sheet, index, &original)?;
+        }
+    }
+    Ok(())
+}
+
+/// A calamine error of a whole-sheet format as something a person can act on.
+fn whole_error(e: calamine::Error, format: FileFormat, sheet: Option<&str>) -> DecodeError {
+    use calamine::{Error, OdsError, XlsError, XlsbError};
+    let place = sheet.map_or_else(String::new, |s| format!(" (sheet `{s}`)"));
+    match e {
+        Error::Xls(XlsError::Password)
+        | Error::Xlsb(XlsbError::Password)
+        | Error::Ods(OdsError::Password) => DecodeError::NotASpreadsheet(format!(
+            "the workbook is encrypted (password-protected); save it without a password{place}"
+        )),
+        // An OLE2 file that holds no Excel 97-2003 workbook: Office wraps an
+        // encrypted .xlsx in one.
+        Error::Xls(XlsError::Cfb(_)) if format == FileFormat::Xls => DecodeError::NotASpreadsheet(
+            "it is an OLE2 compound document without an Excel 97-2003 workbook in it: most \
+             likely an encrypted (password-protected) .xlsx; save it as .xlsx without a password"
+                .to_owned(),
+        ),
+        other => DecodeError::Corrupt(format!(
+            "the file is not a valid .{}: {other}{place}",
+            format.name()
+        )),
     }
 }
 
@@ -797,8 +1302,12 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 struct Mapping {
     /// For each dataset column, the index of its field.
     source: Vec<usize>,
-    /// The highest field index holding a dataset column.
-    last_known: usize,
+    /// Fields a delimited row needs to hold every column that cannot be
+    /// null: a shorter row misses a required value.
+    required_width: usize,
+    /// The field of the error report's original-record column, when the
+    /// file is a report sent back.
+    record_field: Option<usize>,
     warnings: Vec<String>,
 }
 
@@ -806,13 +1315,18 @@ enum HeaderMatch {
     Complete(Mapping),
     /// The headers (as the dataset spells them) of the columns not found.
     Missing(Vec<String>),
+    /// A dataset column named twice: (its header, first place, second place).
+    Duplicate(String, String, String),
 }
 
 #[derive(Debug, Clone, Copy)]
 enum Known {
     Column(usize),
-    /// An export's check-digit flag column: recognised and ignored silently.
+    /// An export's check-digit flag column, or one of the error report's
+    /// own columns: recognised and ignored silently.
     Validity,
+    /// The error report's original-record column.
+    Record,
 }
 
 /// Every header the dataset knows, normalized, including validity headers.
@@ -821,6 +1335,15 @@ fn known_headers(dataset: &Dataset) -> BTreeMap<String, Known> {
     for (_, _, header) in dataset.validity_columns() {
         known.insert(normalize_header(header), Known::Validity);
     }
+    for header in [
+        REPORT_REASON_HEADER,
+        REPORT_DETAIL_HEADER,
+        REPORT_SHEET_HEADER,
+        REPORT_ROW_HEADER,
+    ] {
+        known.insert(normalize_header(header), Known::Validity);
+    }
+    known.insert(normalize_header(REPORT_RECORD_HEADER), Known::Record);
     for (i, column) in dataset.columns.iter().enumerate() {
         for header in column.headers() {
             known.insert(normalize_header(header), Known::Column(i));
@@ -830,8 +1353,9 @@ fn known_headers(dataset: &Dataset) -> BTreeMap<String, Known> {
 }
 
 /// Maps header fields (field index, text) to dataset columns. Unknown
-/// headers are warned about; a column named twice is read from its first
-/// occurrence, with a warning; blank header cells are ignored.
+/// headers are warned about (repeated unknown headers are just ignored); a
+/// dataset column named twice, under any of its spellings, is
+/// [`HeaderMatch::Duplicate`]; blank header cells are ignored.
 fn map_headers(
     dataset: &Dataset,
     headers: &[(usize, String)],
@@ -841,6 +1365,7 @@ fn map_headers(
     let mut source: Vec<Option<usize>> = vec![None; dataset.columns.len()];
     let mut warnings = Vec::new();
     let mut unknown = Vec::new();
+    let mut record_field = None;
     for (field, text) in headers {
         let key = normalize_header(text);
         if key.is_empty() {
@@ -849,14 +1374,18 @@ fn map_headers(
         match known.get(&key) {
             Some(Known::Column(c)) => match source[*c] {
                 None => source[*c] = Some(*field),
-                Some(first) => warnings.push(format!(
-                    "the column `{}` appears more than once ({} and {}); the first is read",
-                    dataset.columns[*c].header,
-                    describe(first),
-                    describe(*field)
-                )),
+                Some(first) => {
+                    return HeaderMatch::Duplicate(
+                        dataset.columns[*c].header.clone(),
+                        describe(first),
+                        describe(*field),
+                    );
+                }
             },
             Some(Known::Validity) => {}
+            Some(Known::Record) => {
+                record_field.get_or_insert(*field);
+            }
             None => unknown.push(format!("`{}` ({})", text.trim(), describe(*field))),
         }
     }
@@ -886,10 +1415,17 @@ fn map_headers(
         );
     }
     let source: Vec<usize> = source.into_iter().flatten().collect();
-    let last_known = source.iter().copied().max().unwrap_or(0);
+    let required_width = source
+        .iter()
+        .zip(&dataset.columns)
+        .filter(|(_, c)| !c.nullable)
+        .map(|(&f, _)| f + 1)
+        .max()
+        .unwrap_or(0);
     HeaderMatch::Complete(Mapping {
         source,
-        last_known,
+        required_width,
+        record_field,
         warnings,
     })
 }
@@ -1126,8 +1662,9 @@ fn is_blank_line(line: &str) -> bool {
         .all(|c| c.is_whitespace() || matches!(c, ',' | ';' | '"'))
 }
 
-/// Reads one physical line (without its terminator) into `line`; `false` at
-/// the end of the file.
+/// Reads one physical line (without its terminator) into `buf`; `false` at
+/// the end of the file. A line ends at LF, CRLF or a lone CR (classic Mac),
+/// in any mix (spec "File-level rules", line endings).
 fn read_line(
     reader: &mut TextReader,
     budget: &RecordBudget,
@@ -1136,19 +1673,35 @@ fn read_line(
 ) -> Result<bool, DecodeError> {
     buf.clear();
     budget.reset();
-    match reader.read_until(b'\n', buf) {
-        Ok(0) => Ok(false),
-        Ok(_) => {
-            if buf.last() == Some(&b'\n') {
-                buf.pop();
-            }
-            if buf.last() == Some(&b'\r') {
-                buf.pop();
-            }
-            Ok(true)
+    let fill = |reader: &mut TextReader| -> Result<usize, DecodeError> {
+        match reader.fill_buf() {
+            Ok(available) => Ok(available.len()),
+            Err(_) if budget.exceeded() => Err(RecordBudget::error(line_no)),
+            Err(e) => Err(DecodeError::Io(e)),
         }
-        Err(_) if budget.exceeded() => Err(RecordBudget::error(line_no)),
-        Err(e) => Err(DecodeError::Io(e)),
+    };
+    loop {
+        if fill(reader)? == 0 {
+            return Ok(!buf.is_empty());
+        }
+        let available = reader.buffer();
+        match available.iter().position(|&b| b == b'\n' || b == b'\r') {
+            Some(end) => {
+                let cr = available[end] == b'\r';
+                buf.extend_from_slice(&available[..end]);
+                reader.consume(end + 1);
+                // The LF of a CRLF may come in the next buffer.
+                if cr && fill(reader)? > 0 && reader.buffer()[0] == b'\n' {
+                    reader.consume(1);
+                }
+                return Ok(true);
+            }
+            None => {
+                let n = available.len();
+                buf.extend_from_slice(available);
+                reader.consume(n);
+            }
+        }
     }
 }
 
@@ -1185,6 +1738,8 @@ fn open_text(
                 format: FileFormat::Empty,
                 encoding: encoding.name(),
                 sheet: None,
+                sheets: Vec::new(),
+                header: Vec::new(),
                 header_row: 0,
                 warnings: vec!["the file is empty (only blank lines)".to_owned()],
                 data_rows: 0,
@@ -1221,12 +1776,22 @@ fn open_text(
                 sheet: None,
             });
         }
+        HeaderMatch::Duplicate(column, first, second) => {
+            return Err(DecodeError::DuplicateColumn {
+                column,
+                first,
+                second,
+                sheet: None,
+            });
+        }
     };
     Ok(Source::Text(TextSource {
         info: FileInfo {
             format,
             encoding: encoding.name(),
             sheet: None,
+            sheets: Vec::new(),
+            header: dense_header(&headers),
             header_row: line_no,
             warnings: mapping.warnings.clone(),
             data_rows: 0,
@@ -1306,34 +1871,216 @@ fn stream_text(source: TextSource, emitter: &mut Emitter<'_>) -> Result<(), Deco
     }
 }
 
+/// How a text format treats a row whose field count differs from the header's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FieldCount {
+    /// The whitespace format: any other count is `wrong_column_count`.
+    Strict,
+    /// Delimited text (spec "Cell rules", `wrong_column_count`): a short row
+    /// whose missing trailing fields are all nullable columns is read with
+    /// them empty, a long row whose extra fields are all empty without them.
+    SpreadsheetHabits,
+    /// The fields cannot be aligned with the header whatever their count
+    /// (an unclosed quote swallowed the lines after it).
+    Unaligned,
+}
+
 /// Builds the row for `fields` and hands it over unless it is blank.
+/// `record` is the row's text as the file held it (its fields, separators
+/// and quotes), for the error report.
 fn emit_fields(
     emitter: &mut Emitter<'_>,
     mapping: &Mapping,
     header_fields: usize,
+    count_rule: FieldCount,
     number: u64,
     fields: &[&str],
+    record: &str,
 ) -> Result<(), DecodeError> {
     if fields.iter().all(|f| f.trim().is_empty()) {
         return Ok(());
+    }
+    let mut fields = fields;
+    let mut field_count_error = None;
+    let misaligned = Misaligned::Count {
+        found: fields.len(),
+        expected: header_fields,
+    };
+    if count_rule == FieldCount::Unaligned {
+        field_count_error = Some(misaligned);
+    } else if fields.len() != header_fields {
+        let habit = count_rule == FieldCount::SpreadsheetHabits;
+        if habit && fields.len() < header_fields && fields.len() >= mapping.required_width {
+            emitter.padded_rows += 1;
+        } else if habit
+            && fields.len() > header_fields
+            && fields[header_fields..].iter().all(|f| f.trim().is_empty())
+        {
+            emitter.trimmed_rows += 1;
+            fields = &fields[..header_fields];
+        } else {
+            field_count_error = Some(misaligned);
+        }
     }
     let cells: Vec<Cell<'_>> = mapping
         .source
         .iter()
         .map(|&f| fields.get(f).map_or(Cell::Empty, |s| Cell::Text(s)))
         .collect();
-    let field_count_error =
-        (fields.len() != header_fields).then_some((fields.len(), header_fields));
+    let mut record = record;
     if field_count_error.is_none() && cells.iter().all(Cell::is_blank) {
-        return Ok(());
+        match mapping.record_field.and_then(|f| fields.get(f)) {
+            // A report row sent back with its cells still empty.
+            Some(sent_back) if !sent_back.trim().is_empty() => {
+                field_count_error = Some(Misaligned::ReportRecord);
+                record = sent_back;
+            }
+            _ => {
+                // Values only in columns the dataset does not read.
+                emitter.ignored_rows += 1;
+                return Ok(());
+            }
+        }
     }
     let original: Vec<Cell<'_>> = fields.iter().map(|s| Cell::Text(s)).collect();
     emitter.emit(&Row {
         number,
+        sheet: None,
         cells: &cells,
         original: &original,
+        record: Some(record),
+        cell_fields: &mapping.source,
         field_count_error,
     })
+}
+
+/// Delimited records, read with `csv-core` (RFC 4180 quoting; CR, LF and
+/// CRLF all end a record outside quotes, and a quoted field may hold any of
+/// them), each with the physical line where it starts and its text as the
+/// file held it.
+struct DelimitedRecords {
+    core: csv_core::Reader,
+    reader: TextReader,
+    budget: RecordBudget,
+    /// The physical line of the next unread byte (1-based).
+    line: u64,
+    /// The last byte consumed was a CR: an LF right after it ends no line.
+    after_cr: bool,
+    /// The current record's bytes as read (leading blank lines included).
+    raw: Vec<u8>,
+    /// Its fields, unquoted, back to back; `ends` closes each.
+    out: Vec<u8>,
+    ends: Vec<usize>,
+}
+
+/// One record of [`DelimitedRecords`].
+struct Record<'r> {
+    /// The physical line where the record starts.
+    line: u64,
+    fields: Vec<&'r str>,
+    /// The record's text without leading blank lines and line ending.
+    text: &'r str,
+    /// A quoted field ran over a line end to the end of the file: its quote
+    /// was never closed, and the record swallowed the lines after it.
+    unclosed_quote: bool,
+}
+
+impl DelimitedRecords {
+    fn new(reader: TextReader, budget: RecordBudget, delimiter: u8, first_line: u64) -> Self {
+        DelimitedRecords {
+            core: csv_core::ReaderBuilder::new()
+                .delimiter(delimiter)
+                .terminator(csv_core::Terminator::CRLF)
+                .build(),
+            reader,
+            budget,
+            line: first_line,
+            after_cr: false,
+            raw: Vec::new(),
+            out: vec![0; 1024],
+            ends: vec![0; 64],
+        }
+    }
+
+    /// Advances the line count over one byte.
+    fn count(line: &mut u64, after_cr: &mut bool, b: u8) {
+        match b {
+            b'\r' => {
+                *line += 1;
+                *after_cr = true;
+            }
+            b'\n' => {
+                if !*after_cr {
+                    *line += 1;
+                }
+                *after_cr = false;
+            }
+            _ => *after_cr = false,
+        }
+    }
+
+    fn next(&mut self) -> Result<Option<Record<'_>>, DecodeError> {
+        use csv_core::ReadRecordResult as R;
+        self.raw.clear();
+        self.budget.reset();
+        let (mut out_len, mut ends_len) = (0, 0);
+        let at_eof = loop {
+            let input = match self.reader.fill_buf() {
+                Ok(input) => input,
+                Err(_) if self.budget.exceeded() => return Err(RecordBudget::error(self.line)),
+                Err(e) => return Err(DecodeError::Io(e)),
+            };
+            let (result, nin, nout, nend) =
+                self.core
+                    .read_record(input, &mut self.out[out_len..], &mut self.ends[ends_len..]);
+            let eof = input.is_empty();
+            self.raw.extend_from_slice(&input[..nin]);
+            self.reader.consume(nin);
+            out_len += nout;
+            ends_len += nend;
+            match result {
+                R::InputEmpty => {}
+                R::OutputFull => self.out.resize(self.out.len() * 2, 0),
+                R::OutputEndsFull => self.ends.resize(self.ends.len() * 2, 0),
+                R::Record => break eof,
+                R::End => return Ok(None),
+            }
+        };
+        // Line numbers: blank lines before the record, then its own lines.
+        let (mut line, mut after_cr) = (self.line, self.after_cr);
+        let body = self
+            .raw
+            .iter()
+            .position(|&b| b != b'\r' && b != b'\n')
+            .unwrap_or(self.raw.len());
+        for &b in &self.raw[..body] {
+            Self::count(&mut line, &mut after_cr, b);
+        }
+        let start = line;
+        for &b in &self.raw[body..] {
+            Self::count(&mut line, &mut after_cr, b);
+        }
+        (self.line, self.after_cr) = (line, after_cr);
+
+        let invalid = || DecodeError::Corrupt(format!("line {start} is not valid text"));
+        let text = std::str::from_utf8(&self.raw[body..])
+            .map_err(|_| invalid())?
+            .trim_end_matches(['\r', '\n']);
+        let values = std::str::from_utf8(&self.out[..out_len]).map_err(|_| invalid())?;
+        let mut fields = Vec::with_capacity(ends_len);
+        let mut from = 0;
+        for &end in &self.ends[..ends_len] {
+            fields.push(values.get(from..end).ok_or_else(invalid)?);
+            from = end;
+        }
+        let unclosed_quote = at_eof && fields.iter().any(|f| f.contains(['\r', '\n']));
+        Ok(Some(Record {
+            line: start,
+            fields,
+            text,
+            unclosed_quote,
+        }))
+    }
 }
 
 fn stream_delimited(
@@ -1341,56 +2088,31 @@ fn stream_delimited(
     delimiter: u8,
     emitter: &mut Emitter<'_>,
 ) -> Result<(), DecodeError> {
-    let header_line = source.info.header_row;
-    let budget = source.budget;
-    // Records end at `\n` only: with the default CRLF-aware terminator the
-    // csv crate counts the `\n` of a `\r\n` toward the next record, and row
-    // numbers after the first come out one short. A trailing `\r` stays in
-    // the last field, where trimming removes it.
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .delimiter(delimiter)
-        .terminator(csv::Terminator::Any(b'\n'))
-        .from_reader(source.reader);
-    let mut record = csv::StringRecord::new();
-    loop {
-        budget.reset();
-        // Lines are counted from the csv reader's start, the line after the header.
-        let next_line = header_line + reader.position().line();
-        match reader.read_record(&mut record) {
-            Ok(true) => {}
-            Ok(false) => return Ok(()),
-            Err(_) if budget.exceeded() => return Err(RecordBudget::error(next_line)),
-            Err(e) => {
-                let line = e.position().map_or(next_line, |p| header_line + p.line());
-                return Err(match e.into_kind() {
-                    csv::ErrorKind::Io(io) => DecodeError::Io(io),
-                    csv::ErrorKind::Utf8 { .. } => {
-                        DecodeError::Corrupt(format!("line {line} is not valid text"))
-                    }
-                    other => DecodeError::Corrupt(format!(
-                        "the file cannot be read as delimited text at line {line}: {other:?}"
-                    )),
-                });
-            }
-        }
-        let number = record
-            .position()
-            .map_or(next_line, |p| header_line + p.line());
-        let mut fields: Vec<&str> = record.iter().collect();
-        // The `\r` of a CRLF line end (see the terminator above).
-        if let Some(last) = fields.last_mut() {
-            *last = last.strip_suffix('\r').unwrap_or(last);
-        }
+    let TextSource {
+        info,
+        reader,
+        budget,
+        mapping,
+        header_fields,
+    } = source;
+    let mut records = DelimitedRecords::new(reader, budget, delimiter, info.header_row + 1);
+    while let Some(record) = records.next()? {
+        let rule = if record.unclosed_quote {
+            FieldCount::Unaligned
+        } else {
+            FieldCount::SpreadsheetHabits
+        };
         emit_fields(
             emitter,
-            &source.mapping,
-            source.header_fields,
-            number,
-            &fields,
+            &mapping,
+            header_fields,
+            rule,
+            record.line,
+            &record.fields,
+            record.text,
         )?;
     }
+    Ok(())
 }
 
 fn stream_whitespace(source: TextSource, emitter: &mut Emitter<'_>) -> Result<(), DecodeError> {
@@ -1410,7 +2132,15 @@ fn stream_whitespace(source: TextSource, emitter: &mut Emitter<'_>) -> Result<()
         }
         let text = line_text(&buf, line_no)?;
         let fields: Vec<&str> = split_whitespace_fields(text).collect();
-        emit_fields(emitter, &mapping, header_fields, line_no, &fields)?;
+        emit_fields(
+            emitter,
+            &mapping,
+            header_fields,
+            FieldCount::Strict,
+            line_no,
+            &fields,
+            text,
+        )?;
     }
 }
 
@@ -1483,6 +2213,8 @@ mod tests {
     #[derive(Debug, Clone, PartialEq)]
     struct Got {
         number: u64,
+        sheet: Option<String>,
+        record: Option<String>,
         cells: Vec<String>,
         original: Vec<String>,
         count: Option<(usize, usize)>,
@@ -1499,9 +2231,14 @@ mod tests {
         let info = decode_file(path, &dataset, limits, skip, &mut |row| {
             rows.push(Got {
                 number: row.number,
+                sheet: row.sheet.map(str::to_owned),
+                record: row.record.map(str::to_owned),
                 cells: row.cells.iter().map(show).collect(),
                 original: row.original.iter().map(show).collect(),
-                count: row.field_count_error,
+                count: row.field_count_error.map(|m| match m {
+                    Misaligned::Count { found, expected } => (found, expected),
+                    Misaligned::ReportRecord => (0, 0),
+                }),
                 outcome: validate_row(&dataset, row.cells),
             });
             Ok(())
@@ -1670,8 +2407,9 @@ mod tests {
                 "n:79379491000850",
             ])
         );
-        // Up to the last dataset column (J); K and M are not read.
-        assert_eq!(rows[0].original.len(), 10);
+        // Every cell up to the row's last (M): K and M are not read, but the
+        // error report keeps them.
+        assert_eq!(rows[0].original.len(), 13);
         assert_eq!(rows[0].original[2], "anything");
         assert_eq!(rows[0].count, None);
         assert!(matches!(rows[0].outcome, RowOutcome::Valid(_)));
@@ -1842,7 +2580,7 @@ mod tests {
     }
 
     #[test]
-    fn xlsx_duplicate_header_reads_the_first() {
+    fn xlsx_duplicate_required_column_fails_naming_it() {
         let mut wb = Workbook::new();
         let ws = wb.add_worksheet();
         let mut headers = HEADERS.to_vec();
@@ -1851,13 +2589,29 @@ mod tests {
         ws.write_string(1, 0, "first").unwrap();
         ws.write_string(1, 8, "second").unwrap();
         let file = save(&mut wb, "dup.xlsx");
-        let (info, rows) = run(&file.0);
         assert_eq!(
-            info.warnings,
-            ["the column `CPF` appears more than once (column A and column I); the first is read"]
+            err(&file.0).to_string(),
+            "the column `CPF` appears more than once in the header (column A and column I, \
+             sheet `Sheet1`); keep one and upload again"
         );
-        assert_eq!(rows[0].cells[0], "first");
-        assert_eq!(rows[0].original.len(), 8);
+    }
+
+    #[test]
+    fn a_column_under_two_of_its_spellings_is_a_duplicate_and_repeated_unknown_columns_are_not() {
+        let text = "CPF;PRIVATE;INCOMPLETO;DATA DA ÚLTIMA COMPRA;TICKET MÉDIO;TICKET DA ÚLTIMA COMPRA;\
+                    LOJA MAIS FREQUÊNTE;LOJA DA ÚLTIMA COMPRA;Loja mais frequente\n1;0;0;;;;;;\n";
+        let file = Tmp::with("dup.csv", text.as_bytes());
+        assert!(
+            err(&file.0)
+                .to_string()
+                .starts_with("the column `LOJA MAIS FREQUÊNTE` appears more than once"),
+            "{}",
+            err(&file.0)
+        );
+        let text = format!("{CSV_HEADER};OBS;OBS\n041.091.641-25;0;0;;;;;;a;b\n");
+        let file = Tmp::with("obs.csv", text.as_bytes());
+        let (_, rows) = run(&file.0);
+        assert_eq!(rows.len(), 1);
     }
 
     #[test]
@@ -2017,7 +2771,7 @@ mod tests {
             (b"CPF;PRIVATE\x00\x01\x02", "binary"),
             (
                 b"\xD0\xCF\x11\xE0\xA1\xB1\x1A\xE1\0\0\0\0",
-                "encrypted or legacy .xls files are not supported; save as .xlsx without a password",
+                "most likely an encrypted (password-protected) .xlsx; save it as .xlsx without a password",
             ),
         ];
         for (bytes, what) in cases {
@@ -2176,8 +2930,15 @@ mod tests {
         assert_eq!(rows[0].count, None);
         assert_eq!(rows[1].count, Some((9, 8)));
         assert_eq!(rows[1].original.len(), 9);
-        assert_eq!(rows[2].count, Some((3, 8)));
+        // Short, and what it misses may be null: read with those fields empty
+        // (spec: spreadsheet programs drop the separators of blank trailing cells).
+        assert_eq!(rows[2].count, None);
         assert_eq!(rows[2].cells[3], "");
+        assert!(
+            info.warnings
+                .iter()
+                .any(|w| w.starts_with("1 row had fewer fields"))
+        );
         assert_eq!(rows[3].cells[2], "say \"hi\"");
         assert_eq!(info.data_rows, 4);
     }
@@ -2187,8 +2948,10 @@ mod tests {
         let text = format!("{CSV_HEADER}\n041.091.641-25;0;0;\"NULL;NULL;NULL;NULL;NULL\n1;2\n");
         let file = Tmp::with("unclosed.csv", text.as_bytes());
         let (_, rows) = run(&file.0);
-        // The csv crate ends the field at the end of the file: the row has
-        // too few fields and is rejected, nothing is lost silently.
+        // The quote never closes, so the field runs over a line end to the end
+        // of the file: the row cannot be aligned with the header and is
+        // rejected, nothing is lost silently (though short rows of nullable
+        // fields are otherwise padded).
         assert_eq!(rows.len(), 1);
         assert_eq!(rows[0].number, 2);
         assert_eq!(rows[0].count, Some((4, 8)));
@@ -2491,6 +3254,412 @@ mod tests {
             panic!("{:?}", rows[0].outcome)
         };
         assert_eq!(format!("{:?}", v.values[3]), "Date(2013-05-22)");
+    }
+
+    // -- spreadsheet habits and line endings (issue #12) -------------------
+
+    /// Three good rows and a multi-line quoted field, with `end` between
+    /// records: the same rows, at the same physical lines, whatever `end` is.
+    fn rows_with_line_end(end: &str) -> (FileInfo, Vec<Got>) {
+        let text = format!(
+            "{CSV_HEADER}{end}\
+             041.091.641-25;0;0;2013-05-22;399,00;;;{end}\
+             990.999.999-66;1;0;;;;;\"a{end}b\"{end}\
+             {end}\
+             529.982.247-25;0;1;;;;;"
+        );
+        let file = Tmp::with("ends.csv", text.as_bytes());
+        run(&file.0)
+    }
+
+    #[test]
+    fn lf_crlf_lone_cr_and_mixed_line_endings_read_the_same_rows() {
+        for end in ["\n", "\r\n", "\r"] {
+            let (info, rows) = rows_with_line_end(end);
+            assert_eq!(info.data_rows, 3, "{end:?}");
+            let numbers: Vec<u64> = rows.iter().map(|r| r.number).collect();
+            assert_eq!(numbers, [2, 3, 6], "{end:?}");
+            assert_eq!(rows[1].cells[7], format!("a{end}b"), "{end:?}");
+            assert_eq!(
+                rows[1].record.as_deref(),
+                Some(format!("990.999.999-66;1;0;;;;;\"a{end}b\"").as_str())
+            );
+            assert!(rows.iter().all(|r| r.count.is_none()), "{end:?}");
+        }
+        let mixed = format!(
+            "{CSV_HEADER}\r041.091.641-25;0;0;;;;;\r\n990.999.999-66;1;0;;;;;\n\r529.982.247-25;0;1;;;;;\r"
+        );
+        let file = Tmp::with("mixed.csv", mixed.as_bytes());
+        let (_, rows) = run(&file.0);
+        let numbers: Vec<u64> = rows.iter().map(|r| r.number).collect();
+        assert_eq!(numbers, [2, 3, 5]);
+        // The whitespace format too.
+        let text = "CPF PRIVATE INCOMPLETO DATA DA ÚLTIMA COMPRA TICKET MÉDIO TICKET DA ÚLTIMA COMPRA \
+                    LOJA MAIS FREQUÊNTE LOJA DA ÚLTIMA COMPRA\r\
+                    041.091.641-25 0 0 NULL NULL NULL NULL NULL\r\
+                    990.999.999-66 0 0 NULL NULL NULL NULL NULL\r";
+        let file = Tmp::with("mac.txt", text.as_bytes());
+        let (info, rows) = run(&file.0);
+        assert_eq!(info.format, FileFormat::Whitespace);
+        assert_eq!(rows.iter().map(|r| r.number).collect::<Vec<_>>(), [2, 3]);
+    }
+
+    #[test]
+    fn a_classic_mac_semicolon_csv_reads_all_its_rows() {
+        // The file of the report: 14 good rows between lone CRs, which once
+        // "succeeded" with 0 rows.
+        let mut text = String::from(CSV_HEADER);
+        for i in 0..14 {
+            text.push('\r');
+            text.push_str(&format!(
+                "{:011};0;1;2020-01-{:02};10,50;;;",
+                10_000_000_000u64 + i,
+                i + 1
+            ));
+        }
+        let file = Tmp::with("mac.csv", text.as_bytes());
+        let (info, rows) = run(&file.0);
+        assert_eq!(info.data_rows, 14);
+        assert!(
+            rows.iter()
+                .all(|r| matches!(r.outcome, RowOutcome::Valid(_)))
+        );
+        assert_eq!(rows[13].number, 15);
+    }
+
+    #[test]
+    fn content_after_the_header_that_yields_no_row_fails_and_says_why() {
+        // Values only under a column the dataset does not read.
+        let text = format!("{CSV_HEADER};OBS\n;;;;;;;;note one\n;;;;;;;;note two\n");
+        let file = Tmp::with("obs-only.csv", text.as_bytes());
+        let e = run_with(&file.0, &Limits::default(), 0).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "2 rows after the header hold values only in columns that are not read, and none in \
+             the dataset's columns: check that the data sits under the header's columns"
+        );
+        // The same in a workbook.
+        let mut wb = Workbook::new();
+        let ws = wb.add_worksheet();
+        write_headers(ws, 0, &HEADERS);
+        ws.write_string(1, 9, "off to the side").unwrap();
+        let file = save(&mut wb, "side.xlsx");
+        let e = run_with(&file.0, &Limits::default(), 0).unwrap_err();
+        assert!(matches!(e, DecodeError::NoDataRows(_)), "{e}");
+        // Only blank rows after the header: a succeeded empty import.
+        let text = format!("{CSV_HEADER}\n;;;;;;;\n\n");
+        let file = Tmp::with("blank.csv", text.as_bytes());
+        let (info, rows) = run(&file.0);
+        assert!(rows.is_empty());
+        assert!(info.warnings.iter().any(|w| w.contains("no data rows")));
+    }
+
+    #[test]
+    fn short_and_long_delimited_rows_follow_the_spreadsheet_habits() {
+        let text = format!(
+            "{CSV_HEADER}\n\
+             041.091.641-25;0;0\n\
+             990.999.999-66;1\n\
+             529.982.247-25;0;1;;;;;;;;\n\
+             111.444.777-35;0;1;;;;;;x\n"
+        );
+        let file = Tmp::with("habits.csv", text.as_bytes());
+        let (info, rows) = run(&file.0);
+        assert_eq!(rows[0].count, None, "nullable fields missing: padded");
+        assert_eq!(rows[0].cells[7], "");
+        assert_eq!(
+            rows[1].count,
+            Some((2, 8)),
+            "INCOMPLETO missing: it cannot be null"
+        );
+        assert_eq!(rows[2].count, None, "empty extra fields: trimmed");
+        assert_eq!(rows[2].original.len(), 8);
+        assert_eq!(rows[3].count, Some((9, 8)), "an extra field with a value");
+        assert_eq!(
+            info.warnings,
+            [
+                "1 row had fewer fields than the header; their missing trailing fields were read as empty",
+                "1 row had empty fields beyond the header; they were ignored",
+            ]
+        );
+        // The whitespace format stays strict.
+        let text = "CPF PRIVATE INCOMPLETO DATA DA ÚLTIMA COMPRA TICKET MÉDIO TICKET DA ÚLTIMA COMPRA \
+                    LOJA MAIS FREQUÊNTE LOJA DA ÚLTIMA COMPRA\n041.091.641-25 0 0\n";
+        let file = Tmp::with("strict.txt", text.as_bytes());
+        let (_, rows) = run(&file.0);
+        assert_eq!(rows[0].count, Some((3, 8)));
+    }
+
+    #[test]
+    fn headers_match_through_invisible_format_characters() {
+        let header = "\u{FEFF}C\u{200B}PF;PRI\u{AD}VATE;INCOMPLETO\u{200E};DATA DA ULTIMA COMPRA;\
+                      TICKET MEDIO;TICKET DA ULTIMA COMPRA;LOJA MAIS FREQUENTE;\u{2060}LOJA DA ULTIMA COMPRA";
+        let text = format!("{header}\n041.091.641-25;0;0;;;;;\n");
+        let file = Tmp::with("zwsp.csv", text.as_bytes());
+        let (info, rows) = run(&file.0);
+        assert!(info.warnings.is_empty(), "{:?}", info.warnings);
+        assert_eq!(rows.len(), 1);
+    }
+
+    #[test]
+    fn utf16_text_with_a_bom_is_excels_unicode_text() {
+        let text = format!(
+            "{}\r\n990.999.999-66\t0\t0\t22/05/2013\t399,00\t\t\t\r\n",
+            CSV_HEADER.replace(';', "\t")
+        );
+        for (bom, encode, name) in [
+            (
+                &[0xFF, 0xFE][..],
+                u16::to_le_bytes as fn(u16) -> [u8; 2],
+                "utf-16le (BOM)",
+            ),
+            (
+                &[0xFE, 0xFF][..],
+                u16::to_be_bytes as fn(u16) -> [u8; 2],
+                "utf-16be (BOM)",
+            ),
+        ] {
+            let mut bytes = bom.to_vec();
+            for unit in text.encode_utf16() {
+                bytes.extend_from_slice(&encode(unit));
+            }
+            let file = Tmp::with("unicode.txt", &bytes);
+            let (info, rows) = run(&file.0);
+            assert_eq!(info.encoding, name);
+            assert_eq!(info.format, FileFormat::Delimited { delimiter: b'\t' });
+            assert_eq!(rows.len(), 1);
+            assert_eq!(rows[0].cells[4], "399,00");
+            assert!(matches!(rows[0].outcome, RowOutcome::Valid(_)));
+        }
+    }
+
+    /// Two sheets with the same header (an export longer than one sheet),
+    /// then a notes sheet and an empty one.
+    fn continuation_workbook() -> Tmp {
+        let mut wb = Workbook::new();
+        for (sheet, first) in [("user_purchase", 0u64), ("user_purchase (2)", 3)] {
+            let ws = wb.add_worksheet();
+            ws.set_name(sheet).unwrap();
+            write_headers(ws, 0, &HEADERS);
+            for i in 0..3u32 {
+                ws.write_string(
+                    i + 1,
+                    0,
+                    format!("{:011}", 10_000_000_000 + first + u64::from(i)),
+                )
+                .unwrap();
+                ws.write_number(i + 1, 1, 0).unwrap();
+                ws.write_number(i + 1, 2, 1).unwrap();
+            }
+        }
+        let notes = wb.add_worksheet();
+        notes.set_name("notes").unwrap();
+        notes.write_string(0, 0, "exported by someone").unwrap();
+        wb.add_worksheet().set_name("empty").unwrap();
+        save(&mut wb, "continued.xlsx")
+    }
+
+    #[test]
+    fn continuation_sheets_with_the_same_header_are_read_as_one_table() {
+        let file = continuation_workbook();
+        let (info, rows) = run(&file.0);
+        assert_eq!(info.sheets, ["user_purchase", "user_purchase (2)"]);
+        assert_eq!(info.data_rows, 6);
+        assert_eq!(
+            info.warnings,
+            ["sheet `notes` not read: its first row is not the header of sheet `user_purchase`"]
+        );
+        let at: Vec<(Option<&str>, u64)> = rows
+            .iter()
+            .map(|r| (r.sheet.as_deref(), r.number))
+            .collect();
+        assert_eq!(
+            at,
+            [
+                (Some("user_purchase"), 2),
+                (Some("user_purchase"), 3),
+                (Some("user_purchase"), 4),
+                (Some("user_purchase (2)"), 2),
+                (Some("user_purchase (2)"), 3),
+                (Some("user_purchase (2)"), 4),
+            ]
+        );
+        // Resuming after 4 counted rows continues on the second sheet.
+        let (_, rest) = run_with(&file.0, &Limits::default(), 4).unwrap();
+        assert_eq!(rest.len(), 2);
+        assert_eq!(rest[0].sheet.as_deref(), Some("user_purchase (2)"));
+        assert_eq!(rest[0].cells[0], "10000000004");
+    }
+
+    #[test]
+    fn a_later_sheet_with_another_header_is_named_not_read() {
+        let mut wb = Workbook::new();
+        write_headers(wb.add_worksheet(), 0, &HEADERS);
+        let other = wb.add_worksheet();
+        let mut reordered = HEADERS.to_vec();
+        reordered.swap(0, 1);
+        write_headers(other, 0, &reordered);
+        other.write_string(1, 1, "041.091.641-25").unwrap();
+        let file = save(&mut wb, "other.xlsx");
+        let (info, _) = run(&file.0);
+        assert_eq!(info.sheets, ["Sheet1"]);
+        assert_eq!(
+            info.warnings[0],
+            "sheet `Sheet2` not read: its first row is not the header of sheet `Sheet1`"
+        );
+    }
+
+    #[test]
+    fn ecma_376_escapes_in_shared_and_inline_strings_are_decoded() {
+        // Shared strings (the default workbook) and inline strings (constant
+        // memory): both are ECMA-376 `ST_Xstring`s (Part 1, §22.9.2.19).
+        for (constant_memory, part) in [
+            (false, "xl/sharedStrings.xml"),
+            (true, "xl/worksheets/sheet1.xml"),
+        ] {
+            let mut wb = Workbook::new();
+            let ws = if constant_memory {
+                wb.add_worksheet_with_constant_memory().unwrap()
+            } else {
+                wb.add_worksheet()
+            };
+            write_headers(ws, 0, &HEADERS);
+            ws.write_string(1, 0, "990.999.999-66").unwrap();
+            ws.write_string(1, 7, "PLACEHOLDER").unwrap();
+            let file = save(&mut wb, "escapes.xlsx");
+            let crafted = rewrite(&file.0, "escaped.xlsx", |name, data| {
+                if name == part {
+                    replace(data, ">PLACEHOLDER<", ">a_x000D_b _x005F_x000D_ _x0041_<")
+                } else {
+                    data
+                }
+            });
+            let (_, rows) = run(&crafted.0);
+            assert_eq!(rows[0].cells[7], "a\rb _x000D_ A", "{part}");
+        }
+    }
+
+    // -- other workbook formats (issue #12) ------------------------------
+
+    /// A minimal OpenDocument spreadsheet written by hand (ODF 1.2, part 1,
+    /// §9.1 tables): `sheets` of rows of (value-type, value, text) cells.
+    /// An ODS cell: (value-type, value, text); an empty type is an empty cell.
+    type OdsCell<'a> = (&'a str, &'a str, &'a str);
+
+    fn ods(name: &str, sheets: &[(&str, Vec<Vec<OdsCell<'_>>>)]) -> Tmp {
+        use zip::write::SimpleFileOptions;
+        let out = Tmp::new(name);
+        let mut z = zip::ZipWriter::new(File::create(&out.0).unwrap());
+        let stored =
+            SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+        z.start_file("mimetype", stored).unwrap();
+        z.write_all(b"application/vnd.oasis.opendocument.spreadsheet")
+            .unwrap();
+        z.start_file("META-INF/manifest.xml", SimpleFileOptions::default())
+            .unwrap();
+        z.write_all(
+            br#"<?xml version="1.0" encoding="UTF-8"?><manifest:manifest xmlns:manifest="urn:oasis:names:tc:opendocument:xmlns:manifest:1.0" manifest:version="1.2"><manifest:file-entry manifest:full-path="/" manifest:media-type="application/vnd.oasis.opendocument.spreadsheet"/><manifest:file-entry manifest:full-path="content.xml" manifest:media-type="text/xml"/></manifest:manifest>"#,
+        )
+        .unwrap();
+        let mut content = String::from(
+            r#"<?xml version="1.0" encoding="UTF-8"?><office:document-content xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0" xmlns:table="urn:oasis:names:tc:opendocument:xmlns:table:1.0" xmlns:text="urn:oasis:names:tc:opendocument:xmlns:text:1.0" office:version="1.2"><office:body><office:spreadsheet>"#,
+        );
+        for (sheet, rows) in sheets {
+            content.push_str(&format!(r#"<table:table table:name="{sheet}">"#));
+            for row in rows {
+                content.push_str("<table:table-row>");
+                for (kind, value, text) in row {
+                    match *kind {
+                        "" => content.push_str("<table:table-cell/>"),
+                        "string" => content.push_str(&format!(
+                            r#"<table:table-cell office:value-type="string"><text:p>{text}</text:p></table:table-cell>"#
+                        )),
+                        "date" => content.push_str(&format!(
+                            r#"<table:table-cell office:value-type="date" office:date-value="{value}"><text:p>{text}</text:p></table:table-cell>"#
+                        )),
+                        "boolean" => content.push_str(&format!(
+                            r#"<table:table-cell office:value-type="boolean" office:boolean-value="{value}"><text:p>{text}</text:p></table:table-cell>"#
+                        )),
+                        other => content.push_str(&format!(
+                            r#"<table:table-cell office:value-type="{other}" office:value="{value}"><text:p>{text}</text:p></table:table-cell>"#
+                        )),
+                    }
+                }
+                content.push_str("</table:table-row>");
+            }
+            content.push_str("</table:table>");
+        }
+        content.push_str("</office:spreadsheet></office:body></office:document-content>");
+        z.start_file("content.xml", SimpleFileOptions::default())
+            .unwrap();
+        z.write_all(content.as_bytes()).unwrap();
+        z.finish().unwrap();
+        out
+    }
+
+    #[test]
+    fn an_ods_workbook_reads_under_the_same_rules() {
+        let header: Vec<(&str, &str, &str)> = HEADERS.iter().map(|h| ("string", "", *h)).collect();
+        let data = |cpf: &'static str| {
+            vec![
+                ("float", cpf, cpf),
+                ("float", "0", "0"),
+                ("boolean", "true", "TRUE"),
+                ("date", "2013-05-22", "22/05/2013"),
+                ("float", "399", "399,00"),
+                ("string", "", "1.234,56"),
+            ]
+        };
+        let notes = vec![vec![("string", "", "anotações")]];
+        let file = ods(
+            "book.ods",
+            &[
+                ("Dados", vec![header.clone(), data("4109164125")]),
+                ("Dados 2", vec![header, data("99099999966")]),
+                ("Notas", notes),
+            ],
+        );
+        let (info, rows) = run(&file.0);
+        assert_eq!(info.format, FileFormat::Ods);
+        assert_eq!(info.sheets, ["Dados", "Dados 2"]);
+        assert!(
+            info.warnings[0].contains("sheet `Notas` not read"),
+            "{:?}",
+            info.warnings
+        );
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0].cells[0], "n:4109164125");
+        assert_eq!(rows[0].cells[2], "b:true");
+        assert_eq!(rows[1].sheet.as_deref(), Some("Dados 2"));
+        for row in &rows {
+            match &row.outcome {
+                RowOutcome::Valid(v) => {
+                    let mut line = String::new();
+                    v.write_copy_line(&mut line);
+                    assert!(line.contains("2013-05-22"), "{line}");
+                    assert!(line.contains("399.00\t1234.56"), "{line}");
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(rows[0].sheet.as_deref(), Some("Dados"));
+    }
+
+    #[test]
+    fn an_ods_with_no_header_names_the_missing_columns_and_other_odf_files_are_refused() {
+        let file = ods("nothing.ods", &[("S", vec![vec![("string", "", "CPF")]])]);
+        assert!(matches!(err(&file.0), DecodeError::MissingColumns { .. }));
+        let file = Tmp::new("text.odt");
+        {
+            use zip::write::SimpleFileOptions;
+            let mut z = zip::ZipWriter::new(File::create(&file.0).unwrap());
+            z.start_file("mimetype", SimpleFileOptions::default())
+                .unwrap();
+            z.write_all(b"application/vnd.oasis.opendocument.text")
+                .unwrap();
+            z.finish().unwrap();
+        }
+        assert!(err(&file.0).to_string().contains("not a spreadsheet"));
     }
 }
 

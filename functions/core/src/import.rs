@@ -6,9 +6,11 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
-use crate::cells::{Cell, Reason, Rejection, RowOutcome, validate_row};
+use crate::cells::{Reason, Rejection, RowOutcome, validate_row};
 use crate::dataset::{ColumnType, Dataset};
+use crate::decode::Row;
 use crate::export::split_copy_line;
+use crate::report::StoredCell;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
@@ -79,15 +81,52 @@ impl ImportCounts {
     }
 }
 
-/// A rejected row as the error report shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A rejected row as the error report shows it (see [`crate::report`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RejectedRow {
+    /// The row's position among the file's counted data rows (0-based):
+    /// orders the report and identifies the row across sheets.
+    pub ord: u64,
+    /// The worksheet the row was on (workbooks only).
+    pub sheet: Option<String>,
     /// The sheet row, or the physical line where the text record starts.
     pub row_number: u64,
     pub reason: Reason,
     pub message: String,
-    /// The row's cells as text, in dataset column order.
-    pub cells: Vec<String>,
+    /// Every field of the row as the file held it, typed, by field index.
+    pub cells: Vec<StoredCell>,
+    /// The field whose cell decided the rejection.
+    pub failed_field: Option<usize>,
+    /// The record as the file held it, for a row whose fields could not be
+    /// aligned with the header (its cells are then not shown).
+    pub record: Option<String>,
+}
+
+/// A valid row kept while the policy may still reject it (duplicates under
+/// `reject`): what its rejection would need.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeptRow {
+    pub sheet: Option<String>,
+    pub row_number: u64,
+    pub cells: Vec<StoredCell>,
+    /// The field of the dataset's key.
+    pub key_field: Option<usize>,
+}
+
+impl KeptRow {
+    /// The row rejected as a duplicate key.
+    pub fn rejected(self, ord: u64, message: String) -> RejectedRow {
+        RejectedRow {
+            ord,
+            sheet: self.sheet,
+            row_number: self.row_number,
+            reason: Reason::DuplicateKey,
+            message,
+            cells: self.cells,
+            failed_field: self.key_field,
+            record: None,
+        }
+    }
 }
 
 /// One part: a contiguous block of non-blank data rows.
@@ -95,15 +134,18 @@ pub struct RejectedRow {
 pub struct Part {
     /// 1-based.
     pub number: u32,
+    /// Where the part starts and ends: the sheet (workbooks) and the row.
+    pub first_sheet: Option<String>,
     pub first_row: u64,
+    pub last_sheet: Option<String>,
     pub last_row: u64,
     /// Valid rows, each `ord \t stored columns... \n` (COPY text), `ord`
     /// being the row's position in the file, which orders duplicates.
     pub copy_text: String,
     pub valid_rows: u64,
-    /// Cells of each valid row, by `ord`, kept only when the policy may
-    /// still reject valid rows (duplicates under `reject`).
-    pub valid_cells: BTreeMap<u64, (u64, Vec<String>)>,
+    /// Each valid row, by `ord`, kept only when the policy may still reject
+    /// valid rows (duplicates under `reject`).
+    pub valid_cells: BTreeMap<u64, KeptRow>,
     pub rejected: Vec<RejectedRow>,
     /// Counts known before the merge: rows read, rejections, flags.
     pub counts: ImportCounts,
@@ -229,31 +271,38 @@ impl<'d> PartBuilder<'d> {
 
     /// Adds one data row; returns a part when it is full. Blank rows are
     /// skipped silently and not counted.
-    pub fn push(
-        &mut self,
-        row_number: u64,
-        cells: &[Cell<'_>],
-        field_count_error: Option<(usize, usize)>,
-    ) -> Option<Part> {
-        let outcome = match field_count_error {
-            Some((found, expected)) => {
-                RowOutcome::Rejected(Rejection::wrong_column_count(found, expected))
-            }
-            None => validate_row(self.dataset, cells),
+    pub fn push(&mut self, row: &Row<'_>) -> Option<Part> {
+        let outcome = match row.field_count_error {
+            Some(misaligned) => RowOutcome::Rejected(Rejection::wrong_column_count(misaligned)),
+            None => validate_row(self.dataset, row.cells),
+        };
+        let original = || row.original.iter().map(StoredCell::of).collect::<Vec<_>>();
+        let field_of = |column: &str| {
+            let index = self.dataset.columns.iter().position(|c| c.name == column)?;
+            row.cell_fields.get(index).copied()
         };
         let part = &mut self.current;
         match outcome {
             RowOutcome::Skip => return None,
             RowOutcome::Rejected(r) => {
                 part.counts.reject(r.reason);
+                let record = row
+                    .field_count_error
+                    .and(row.record)
+                    .map(crate::report::fit_cell);
                 part.rejected.push(RejectedRow {
-                    row_number,
+                    ord: self.next_ord,
+                    sheet: row.sheet.map(str::to_owned),
+                    row_number: row.number,
                     reason: r.reason,
                     message: r.message(),
-                    cells: cells
-                        .iter()
-                        .map(|c| c.display_text().into_owned())
-                        .collect(),
+                    cells: if record.is_some() {
+                        Vec::new()
+                    } else {
+                        original()
+                    },
+                    failed_field: field_of(&r.column),
+                    record,
                 });
             }
             RowOutcome::Valid(v) => {
@@ -266,21 +315,24 @@ impl<'d> PartBuilder<'d> {
                 if self.keep_valid_cells {
                     part.valid_cells.insert(
                         self.next_ord,
-                        (
-                            row_number,
-                            cells
-                                .iter()
-                                .map(|c| c.display_text().into_owned())
-                                .collect(),
-                        ),
+                        KeptRow {
+                            sheet: row.sheet.map(str::to_owned),
+                            row_number: row.number,
+                            cells: original(),
+                            key_field: field_of(&self.dataset.key),
+                        },
                     );
                 }
             }
         }
         if part.counts.rows_read == 0 {
-            part.first_row = row_number;
+            part.first_row = row.number;
+            part.first_sheet = row.sheet.map(str::to_owned);
         }
-        part.last_row = row_number;
+        part.last_row = row.number;
+        if part.last_sheet.as_deref() != row.sheet {
+            part.last_sheet = row.sheet.map(str::to_owned);
+        }
         part.counts.rows_read += 1;
         self.next_ord += 1;
         if part.counts.rows_read >= self.part_rows {
@@ -306,6 +358,29 @@ impl<'d> PartBuilder<'d> {
 mod tests {
     use super::*;
     use crate::Datasets;
+    use crate::cells::Cell;
+    use crate::decode::Misaligned;
+
+    const FIELDS: [usize; 8] = [0, 1, 2, 3, 4, 5, 6, 7];
+
+    /// Pushes a text row of `cells` at line `number`.
+    fn push(
+        b: &mut PartBuilder<'_>,
+        number: u64,
+        cells: &[Cell<'_>],
+        misaligned: Option<(usize, usize)>,
+    ) -> Option<Part> {
+        b.push(&Row {
+            number,
+            sheet: None,
+            cells,
+            original: cells,
+            record: Some("the record"),
+            cell_fields: &FIELDS,
+            field_count_error: misaligned
+                .map(|(found, expected)| Misaligned::Count { found, expected }),
+        })
+    }
 
     fn up() -> Dataset {
         Datasets::builtin()
@@ -332,9 +407,9 @@ mod tests {
     fn rows_are_cut_into_parts_blank_rows_not_counted() {
         let d = up();
         let mut b = PartBuilder::new(&d, 2, ConflictPolicy::Upsert, 0, 0);
-        assert!(b.push(2, &row("990.999.999-66"), None).is_none());
-        assert!(b.push(3, &[Cell::Empty, Cell::Text("  ")], None).is_none());
-        let p1 = b.push(4, &row("abc"), None).expect("full part");
+        assert!(push(&mut b, 2, &row("990.999.999-66"), None).is_none());
+        assert!(push(&mut b, 3, &[Cell::Empty, Cell::Text("  ")], None).is_none());
+        let p1 = push(&mut b, 4, &row("abc"), None).expect("full part");
         assert_eq!(p1.number, 1);
         assert_eq!((p1.first_row, p1.last_row), (2, 4));
         assert_eq!(p1.counts.rows_read, 2);
@@ -346,21 +421,30 @@ mod tests {
                 .starts_with("0\t99099999966\tf\tt\t2013-05-22\t399.00\t\\N\t")
         );
         assert_eq!(p1.rejected[0].row_number, 4);
-        assert!(b.push(5, &row("041.091.641-25"), Some((9, 8))).is_none());
+        assert_eq!(p1.rejected[0].ord, 1);
+        // A cell rejection keeps the row's typed cells and points at the cell.
+        assert_eq!(p1.rejected[0].failed_field, Some(0));
+        assert_eq!(p1.rejected[0].cells[0], StoredCell::Text("abc".into()));
+        assert_eq!(p1.rejected[0].record, None);
+        assert!(push(&mut b, 5, &row("041.091.641-25"), Some((9, 8))).is_none());
         let p2 = b.finish().expect("last part");
         assert_eq!(p2.number, 2);
         assert_eq!(p2.counts.rejected_by_reason["wrong_column_count"], 1);
+        // A misaligned row keeps its record, not cells that would not line up.
+        assert_eq!(p2.rejected[0].record.as_deref(), Some("the record"));
+        assert!(p2.rejected[0].cells.is_empty());
+        assert_eq!(p2.rejected[0].failed_field, None);
     }
 
     #[test]
     fn a_resumed_builder_numbers_on() {
         let d = up();
         let mut b = PartBuilder::new(&d, 10, ConflictPolicy::Reject, 3, 30);
-        b.push(40, &row("041.091.641-25"), None);
+        push(&mut b, 40, &row("041.091.641-25"), None);
         let p = b.finish().unwrap();
         assert_eq!(p.number, 4);
         assert!(p.copy_text.starts_with("30\t"));
-        assert_eq!(p.valid_cells[&30].0, 40);
+        assert_eq!(p.valid_cells[&30].row_number, 40);
     }
 
     #[test]
@@ -392,7 +476,7 @@ mod tests {
         .into_iter()
         .enumerate()
         {
-            assert!(b.push(n as u64 + 2, &row(cpf), None).is_none());
+            assert!(push(&mut b, n as u64 + 2, &row(cpf), None).is_none());
         }
         let part = b.finish().expect("a part");
         assert_eq!(

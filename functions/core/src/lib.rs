@@ -11,6 +11,7 @@ pub mod import;
 pub mod job;
 pub mod message;
 pub mod ports;
+pub mod report;
 pub mod sample;
 
 pub use dataset::{Column, ColumnType, Dataset, Datasets};

@@ -196,12 +196,15 @@ async fn run_import(deps: &Deps, job: &Job, worker: &str) -> anyhow::Result<()> 
 
     let mut counts = totals.to_json();
     counts["dry_run"] = json!(dry_run);
-    counts["format"] = json!(format_name(info.format));
+    counts["format"] = json!(info.format.name());
     counts["encoding"] = json!(info.encoding);
     counts["sheet"] = json!(info.sheet);
+    if info.sheets.len() > 1 {
+        counts["sheets"] = json!(info.sheets);
+    }
     counts["duration_ms"] = json!(started.elapsed().as_millis() as u64);
     if totals.rejected > 0 {
-        report::write(deps, job.id, &dataset)
+        report::write(deps, job.id, info.format.is_workbook())
             .await
             .context("writing the error report")?;
         counts["error_report_key"] = json!(keys::error_report(job.id));
@@ -222,17 +225,6 @@ async fn run_import(deps: &Deps, job: &Job, worker: &str) -> anyhow::Result<()> 
     tracing::info!(job_id = %job.id, rows = totals.rows_read, inserted = totals.inserted, updated = totals.updated,
         rejected = totals.rejected, secs = started.elapsed().as_secs_f64(), "import succeeded");
     Ok(())
-}
-
-fn format_name(format: decode::FileFormat) -> String {
-    match format {
-        decode::FileFormat::Xlsx => "xlsx".into(),
-        decode::FileFormat::Delimited { delimiter } => {
-            format!("csv (delimiter {:?})", delimiter as char)
-        }
-        decode::FileFormat::Whitespace => "text (whitespace-separated)".into(),
-        decode::FileFormat::Empty => "empty".into(),
-    }
 }
 
 /// Spool, check, then parse and load in overlapping stages.
@@ -274,6 +266,7 @@ async fn load(
             .map_err(decode_failure)?
     };
     deps.db.set_warnings(job.id, &info.warnings).await?;
+    deps.db.set_source_header(job.id, &info.header).await?;
     let inspected_warnings = info.warnings;
 
     // A dry run's data was rolled back with its attempt: start over.
@@ -305,7 +298,7 @@ async fn load(
                 part
             };
             let info = decode::decode_file(&path, &dataset, &limits, start_rows, &mut |row| {
-                if let Some(part) = builder.push(row.number, row.cells, row.field_count_error) {
+                if let Some(part) = builder.push(row) {
                     tx.blocking_send(prepare(part))
                         .map_err(|_| "the loader stopped".to_string())?;
                 }
