@@ -231,7 +231,7 @@ fn fill(ws: &mut Worksheet, seed: u32) {
     let mut r = 1u32;
     for (i, f) in formats.iter().enumerate() {
         // An empty row now and then: neither reader makes a row of it.
-        if (i as u32 + seed) % 5 == 0 {
+        if (i as u32 + seed).is_multiple_of(5) {
             r += 1;
         }
         ws.write_string(r, 0, format!("row {i}")).unwrap();
@@ -245,7 +245,9 @@ fn fill(ws: &mut Worksheet, seed: u32) {
         ws.write_number_with_format(r, 13, 0.5, f).unwrap();
         r += 1;
     }
-    let rows: [(&str, fn(&mut Worksheet, u32)); 8] = [
+    /// A row's name and how to write its cells.
+    type Writer = fn(&mut Worksheet, u32);
+    let rows: [(&str, Writer); 8] = [
         ("text", |ws, r| {
             ws.write_string(r, 8, "  spaced  ").unwrap();
             ws.write_string(r, 9, "ÚLTIMA, ção; \"aspas\" ☃ 🎉")
