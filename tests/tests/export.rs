@@ -264,6 +264,115 @@ async fn an_export_right_after_a_failed_copy_succeeds() {
     assert_eq!(csv.iter().filter(|b| **b == b'\n').count(), 701);
 }
 
+/// Issue #19: an attempt that fails for a transient reason hands the job
+/// back with a backoff of seconds, and the message comes back then, not
+/// after the queue's visibility timeout (here 300 s).
+#[tokio::test]
+async fn a_transient_failure_is_retried_in_seconds_not_after_the_visibility_timeout() {
+    use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
+    let (mut deps, _db) = deps_with_fresh_db().await;
+    seed_user_purchase(&deps.db.pool, 50, 3).await.unwrap();
+    // A queue of its own, with a long visibility timeout.
+    let name = format!("xlport-test-retry-{}", random_u32());
+    let queue_url = deps
+        .sqs
+        .client
+        .create_queue()
+        .queue_name(&name)
+        .attributes(QueueAttributeName::VisibilityTimeout, "300")
+        .send()
+        .await
+        .unwrap()
+        .queue_url()
+        .unwrap()
+        .to_string();
+    let mut config = (*deps.config).clone();
+    config.exports_queue_url = queue_url.clone();
+    deps.config = std::sync::Arc::new(config);
+    let job = new_export_job(&deps, "csv", Value::Null).await;
+    deps.sqs
+        .client
+        .send_message()
+        .queue_url(&queue_url)
+        .message_body(json!({"job_id": job}).to_string())
+        .send()
+        .await
+        .unwrap();
+    let receive = || async {
+        let started = std::time::Instant::now();
+        loop {
+            let got = deps
+                .sqs
+                .client
+                .receive_message()
+                .queue_url(&queue_url)
+                .wait_time_seconds(1)
+                .message_system_attribute_names(MessageSystemAttributeName::All)
+                .send()
+                .await
+                .unwrap();
+            if let Some(m) = got.messages.unwrap_or_default().into_iter().next() {
+                return (m, started.elapsed());
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "the message did not come back"
+            );
+        }
+    };
+    let event = |m: &aws_sdk_sqs::types::Message| -> SqsEvent {
+        serde_json::from_value(json!({"Records": [{
+            "messageId": m.message_id(),
+            "receiptHandle": m.receipt_handle(),
+            "body": m.body(),
+            "attributes": {"ApproximateReceiveCount": "1"},
+            "eventSource": "aws:sqs",
+            "eventSourceARN": format!("arn:aws:sqs:us-east-1:000000000000:{name}"),
+        }]}))
+        .unwrap()
+    };
+
+    // The table is away for the first attempt: a database error.
+    sqlx::query("alter table user_purchase rename to user_purchase_away")
+        .execute(&deps.db.pool)
+        .await
+        .unwrap();
+    let (first, _) = receive().await;
+    let response = export_worker::handle_batch(&deps, event(&first)).await;
+    assert_eq!(response.batch_item_failures.len(), 1);
+    let failed = deps.db.job(job).await.unwrap().unwrap();
+    assert_eq!(failed.state, JobState::Queued);
+    assert_eq!(failed.attempts, 1);
+    let last_error = failed.last_error.clone().unwrap();
+    assert_eq!(
+        last_error, "a database error; it will be retried",
+        "no internals"
+    );
+    let due = failed.next_attempt_at.unwrap() - chrono::Utc::now();
+    assert!(due <= chrono::Duration::seconds(5), "{due}");
+    sqlx::query("alter table user_purchase_away rename to user_purchase")
+        .execute(&deps.db.pool)
+        .await
+        .unwrap();
+
+    let (again, waited) = receive().await;
+    eprintln!("the message came back after {waited:.1?} (visibility timeout 300 s)");
+    assert!(waited < Duration::from_secs(20), "{waited:?}");
+    let response = export_worker::handle_batch(&deps, event(&again)).await;
+    assert!(response.batch_item_failures.is_empty());
+    let done = deps.db.job(job).await.unwrap().unwrap();
+    assert_eq!(done.state, JobState::Succeeded, "{:?}", done.error);
+    assert_eq!(done.attempts, 2);
+    assert!(done.next_attempt_at.is_none());
+    deps.sqs
+        .client
+        .delete_queue()
+        .queue_url(&queue_url)
+        .send()
+        .await
+        .ok();
+}
+
 #[tokio::test]
 async fn csv_export_with_a_filter() {
     let (deps, _db) = deps_with_fresh_db().await;

@@ -48,6 +48,7 @@ pub async fn wait(api: &Api, ui: &Ui, id: &str) -> CliResult<Value> {
     let bar = ui.counter(if import { "importing" } else { "exporting" });
     let mut pause = Duration::from_millis(250);
     let mut last_state = String::new();
+    let mut last_retry: Option<String> = None;
     loop {
         let progress = &job["progress"];
         bar.set_position(num(&progress["rows"]));
@@ -67,6 +68,12 @@ pub async fn wait(api: &Api, ui: &Ui, id: &str) -> CliResult<Value> {
                 ui.note(format!("job {id}: {last_state}"));
             }
         }
+        if let Some(retry) = retry_note(&job)
+            && Some(&retry) != last_retry.as_ref()
+        {
+            ui.note(format!("job {id}: {retry}"));
+            last_retry = Some(retry);
+        }
         tokio::time::sleep(pause).await;
         pause = (pause * 2).min(Duration::from_secs(1));
         job = api.job(id).await?;
@@ -75,6 +82,23 @@ pub async fn wait(api: &Api, ui: &Ui, id: &str) -> CliResult<Value> {
             return Ok(job);
         }
     }
+}
+
+/// A job handed back after a transient failure: which attempt failed, why,
+/// and when the next one is due.
+pub fn retry_note(job: &Value) -> Option<String> {
+    if is_finished(job) {
+        return None;
+    }
+    let why = job["last_error"].as_str()?;
+    let next = job["next_attempt_at"]
+        .as_str()
+        .map(|at| format!("; next attempt at {at}"))
+        .unwrap_or_default();
+    Some(format!(
+        "attempt {} failed: {why}{next}",
+        num(&job["attempts"])
+    ))
 }
 
 fn secs_between(job: &Value, from: &str, to: &str) -> Option<f64> {
@@ -98,6 +122,9 @@ pub fn describe(job: &Value) -> String {
     );
     if let Some(e) = job["error"].as_str() {
         let _ = writeln!(out, "  error: {e}");
+    }
+    if let Some(retry) = retry_note(job) {
+        let _ = writeln!(out, "  {retry}");
     }
     let counts = &job["counts"];
     if kind == "import" {
@@ -269,6 +296,23 @@ pub fn datasets(list: &[Value]) -> String {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_retried_job_says_which_attempt_failed_why_and_when_the_next_is() {
+        let job = json!({"state": "queued", "attempts": 1, "last_error": "a database error; it will be retried",
+                         "next_attempt_at": "2026-11-30T22:00:05Z"});
+        assert_eq!(
+            retry_note(&job).as_deref(),
+            Some(
+                "attempt 1 failed: a database error; it will be retried; next attempt at 2026-11-30T22:00:05Z"
+            )
+        );
+        assert_eq!(
+            retry_note(&json!({"state": "succeeded", "last_error": "x"})),
+            None
+        );
+        assert_eq!(retry_note(&json!({"state": "running"})), None);
+    }
 
     #[test]
     fn exit_codes_follow_the_job() {

@@ -73,6 +73,8 @@ struct JobRow {
     error: Option<String>,
     result_key: Option<String>,
     attempts: i32,
+    last_error: Option<String>,
+    next_attempt_at: Option<DateTime<Utc>>,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
     started_at: Option<DateTime<Utc>>,
@@ -104,6 +106,8 @@ impl TryFrom<JobRow> for Job {
             error: r.error,
             result_key: r.result_key,
             attempts: r.attempts,
+            last_error: r.last_error,
+            next_attempt_at: r.next_attempt_at,
             created_at: r.created_at,
             updated_at: r.updated_at,
             started_at: r.started_at,
@@ -117,8 +121,8 @@ macro_rules! job_columns {
     () => {
         "id, kind, dataset, state, format, options, filename, object_key, \
          declared_size, object_size, etag, upload_id, rows_done, bytes_done, parts_done, \
-         parts_total, counts, warnings, error, result_key, attempts, created_at, updated_at, \
-         started_at, finished_at"
+         parts_total, counts, warnings, error, result_key, attempts, last_error, next_attempt_at, \
+         created_at, updated_at, started_at, finished_at"
     };
 }
 
@@ -355,7 +359,7 @@ impl PgStore {
             let claimed: Option<JobRow> = sqlx::query_as(concat!(
                 "update jobs set state = 'running', attempts = attempts + 1, lease_owner = $2, \
                  lease_until = now() + make_interval(secs => $3), started_at = coalesce(started_at, now()), \
-                 updated_at = now() \
+                 next_attempt_at = null, updated_at = now() \
                  where id = $1 and (state = 'queued' or (state = 'running' and (lease_until is null or lease_until < now()))) \
                  returning ",
                 job_columns!()
@@ -459,16 +463,28 @@ impl PgStore {
         Ok(done.rows_affected() == 1)
     }
 
-    /// Gives a job back to the queue after a failure worth retrying.
-    pub async fn requeue_job(&self, id: Uuid, worker: &str, reason: &str) -> Result<(), DbError> {
+    /// Gives a job back to the queue after a failure worth retrying: says
+    /// why (bounded) and when the next attempt is due, and keeps the attempt
+    /// in the job's warnings.
+    pub async fn requeue_job(
+        &self,
+        id: Uuid,
+        worker: &str,
+        reason: &str,
+        retry_in: Duration,
+    ) -> Result<(), DbError> {
+        let reason = xlport_core::job::bounded_error(reason);
         sqlx::query(
-            "update jobs set state = 'queued', error = null, warnings = warnings || jsonb_build_array($3::text), \
+            "update jobs set state = 'queued', error = null, last_error = $3, \
+             next_attempt_at = now() + make_interval(secs => $4), \
+             warnings = warnings || jsonb_build_array(format('attempt %s failed: %s', attempts, $3::text)), \
              lease_owner = null, lease_until = null, updated_at = now() \
              where id = $1 and lease_owner = $2 and state = 'running'",
         )
         .bind(id)
         .bind(worker)
         .bind(reason)
+        .bind(retry_in.as_secs_f64())
         .execute(&self.pool)
         .await?;
         Ok(())

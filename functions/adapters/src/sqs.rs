@@ -27,6 +27,51 @@ impl SqsQueue {
     }
 }
 
+impl SqsQueue {
+    /// Makes a received message visible again in `after` (SQS
+    /// `ChangeMessageVisibility`, at most 12 hours), so a failed record is
+    /// retried then. `source_arn` is the record's `eventSourceARN`; a queue
+    /// this deployment does not own is left alone. Failures are logged: the
+    /// message then comes back after the queue's visibility timeout.
+    pub async fn retry_in(
+        &self,
+        config: &crate::Config,
+        source_arn: &str,
+        receipt_handle: &str,
+        after: std::time::Duration,
+    ) {
+        let Some(queue_url) = queue_url_of_arn(config, source_arn) else {
+            tracing::warn!(
+                source_arn,
+                "a record from a queue this deployment does not know"
+            );
+            return;
+        };
+        let secs = after.as_secs().min(12 * 60 * 60) as i32;
+        if let Err(e) = self
+            .client
+            .change_message_visibility()
+            .queue_url(queue_url)
+            .receipt_handle(receipt_handle)
+            .visibility_timeout(secs)
+            .send()
+            .await
+        {
+            tracing::warn!(error = %error_chain(&e), "could not shorten the message's visibility");
+        }
+    }
+}
+
+/// The URL of one of the deployment's queues from an ARN
+/// (`arn:aws:sqs:REGION:ACCOUNT:NAME`): the configured queue of that name.
+pub fn queue_url_of_arn<'c>(config: &'c crate::Config, arn: &str) -> Option<&'c str> {
+    let name = arn.rsplit(':').next()?;
+    [&config.imports_queue_url, &config.exports_queue_url]
+        .into_iter()
+        .find(|url| url.rsplit('/').next() == Some(name))
+        .map(String::as_str)
+}
+
 impl JobQueue for SqsQueue {
     async fn send(&self, queue: &str, body: String) -> Result<(), StoreError> {
         self.client

@@ -8,13 +8,19 @@ use std::time::Duration;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use uuid::Uuid;
+use xlport_core::job::retry_backoff;
 
 use crate::Deps;
 
 /// Runs `handle` on each record of an SQS batch and reports the ones that
 /// failed as batch item failures: SQS redelivers only those, and one bad
 /// record never sends its neighbours back to the queue.
-pub async fn each_record<F, Fut>(event: SqsEvent, mut handle: F) -> SqsBatchResponse
+///
+/// A failed record comes back after a backoff, not after the queue's
+/// visibility timeout: its visibility is shortened (SQS
+/// `ChangeMessageVisibility`) to the [`RetryAfter`] its error carries, or
+/// else to [`retry_backoff`] of its receive count (issue #19).
+pub async fn each_record<F, Fut>(deps: &Deps, event: SqsEvent, mut handle: F) -> SqsBatchResponse
 where
     F: FnMut(SqsMessage) -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<()>>,
@@ -22,13 +28,76 @@ where
     let mut response = SqsBatchResponse::default();
     for record in event.records {
         let id = record.message_id.clone().unwrap_or_default();
+        let receipt = record.receipt_handle.clone();
+        let source = record.event_source_arn.clone();
+        let receives: u32 = record
+            .attributes
+            .get("ApproximateReceiveCount")
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(1);
         // Boxed so each handler's (deep) future type stays out of the caller's.
         if let Err(e) = Box::pin(handle(record)).await {
-            tracing::error!(message_id = %id, error = format!("{e:#}"), "record failed; SQS will redeliver it");
+            let retry_in = e
+                .downcast_ref::<RetryAfter>()
+                .map_or_else(|| retry_backoff(receives), |r| r.after);
+            tracing::error!(message_id = %id, error = format!("{e:#}"), retry_in_secs = retry_in.as_secs(), "record failed; SQS will redeliver it");
+            if let (Some(receipt), Some(arn)) = (receipt, source) {
+                deps.sqs
+                    .retry_in(&deps.config, &arn, &receipt, retry_in)
+                    .await;
+            }
             response.add_failure(id);
         }
     }
     response
+}
+
+/// A failure to try again after `after` (the job was handed back to the queue).
+#[derive(Debug, thiserror::Error)]
+#[error("{reason}")]
+pub struct RetryAfter {
+    pub reason: String,
+    pub after: Duration,
+}
+
+/// Hands a job back to the queue after a transient failure of its attempt:
+/// records why (for people, see [`transient_reason`]) and when the next
+/// attempt is due ([`retry_backoff`] of the attempts so far), and returns the
+/// error for [`each_record`], which makes the message visible then.
+pub async fn requeue(
+    deps: &Deps,
+    job: &xlport_core::job::Job,
+    worker: &str,
+    error: anyhow::Error,
+) -> anyhow::Error {
+    let after = retry_backoff(u32::try_from(job.attempts).unwrap_or(1));
+    let reason = transient_reason(&error);
+    if let Err(e) = deps.db.requeue_job(job.id, worker, &reason, after).await {
+        return anyhow::anyhow!(e).context(format!("requeueing after: {error:#}"));
+    }
+    anyhow::anyhow!(RetryAfter {
+        reason: format!("attempt {} failed: {error:#}", job.attempts),
+        after,
+    })
+}
+
+/// What a person is told of a transient failure: its kind, never the
+/// internal text (which is logged).
+pub fn transient_reason(error: &anyhow::Error) -> String {
+    let kind = if error.chain().any(|e| {
+        e.downcast_ref::<sqlx::Error>().is_some()
+            || e.downcast_ref::<crate::postgres::DbError>().is_some()
+    }) {
+        "a database error"
+    } else if error
+        .chain()
+        .any(|e| e.downcast_ref::<xlport_core::ports::StoreError>().is_some())
+    {
+        "an object storage (S3) error"
+    } else {
+        "an unexpected error in the worker"
+    };
+    format!("{kind}; it will be retried")
 }
 
 /// Attempts a job gets before a failure that might be transient fails it.

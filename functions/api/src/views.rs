@@ -53,6 +53,10 @@ pub async fn job(job: &Job, deps: &Deps, with_links: bool) -> Result<Value, ApiE
             "etag": job.etag,
         },
         "attempts": job.attempts,
+        // After a transient failure: why (for people) and when the next
+        // attempt is due.
+        "last_error": job.last_error,
+        "next_attempt_at": job.next_attempt_at,
         "created_at": job.created_at,
         "updated_at": job.updated_at,
         "started_at": job.started_at,

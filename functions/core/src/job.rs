@@ -151,10 +151,40 @@ pub struct Job {
     pub error: Option<String>,
     pub result_key: Option<String>,
     pub attempts: i32,
+    /// Why the last attempt failed, when the job was handed back for a retry
+    /// (bounded, for people: no internals).
+    pub last_error: Option<String>,
+    /// When the next attempt is due, after a transient failure.
+    pub next_attempt_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
+}
+
+/// How long a job waits before its next attempt after a transient failure:
+/// 5 s after the first, then 4 times longer each time (20 s, 80 s, 320 s),
+/// never more than 15 minutes. The worker shortens the queue message's
+/// visibility to this (SQS `ChangeMessageVisibility`), so a retry comes in
+/// seconds, not after the queue's visibility timeout (at least six times the
+/// function's timeout, AWS Lambda's guidance for SQS event sources).
+pub fn retry_backoff(failed_attempts: u32) -> std::time::Duration {
+    let n = failed_attempts.clamp(1, 8) - 1;
+    std::time::Duration::from_secs((5u64 * 4u64.pow(n)).min(15 * 60))
+}
+
+/// The longest an error text kept on a job may be, in characters.
+pub const MAX_ERROR_CHARS: usize = 500;
+
+/// `text` cut to [`MAX_ERROR_CHARS`] characters, with `…` when cut: what a
+/// job keeps and shows of an error.
+pub fn bounded_error(text: &str) -> String {
+    if text.chars().count() <= MAX_ERROR_CHARS {
+        return text.to_owned();
+    }
+    let mut out: String = text.chars().take(MAX_ERROR_CHARS - 1).collect();
+    out.push('…');
+    out
 }
 
 /// Where a job's object lives. Keys are built here and only here.

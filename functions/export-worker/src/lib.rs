@@ -22,7 +22,8 @@ use xlport_adapters::pgcopy::CopyConnection;
 use xlport_adapters::postgres::{Claim, export_copy_sql};
 use xlport_adapters::s3::{MultipartUpload, PartWriter, attachment_disposition};
 use xlport_adapters::worker::{
-    Permanent, Progress, ScratchDir, each_record, gives_up, spawn_heartbeat, worker_id,
+    Permanent, Progress, RetryAfter, ScratchDir, each_record, gives_up, requeue, spawn_heartbeat,
+    worker_id,
 };
 use xlport_core::Dataset;
 use xlport_core::export::{CsvExport, ExportFormat, XlsxExport, parse_filter, split_copy_line};
@@ -37,10 +38,9 @@ const PARTS_IN_FLIGHT: usize = 2;
 const CHUNK_BYTES: usize = 256 * 1024;
 
 pub async fn handle_batch(deps: &Deps, event: SqsEvent) -> SqsBatchResponse {
-    each_record(
-        event,
-        |record| async move { handle_record(deps, &record).await },
-    )
+    each_record(deps, event, |record| async move {
+        handle_record(deps, &record).await
+    })
     .await
 }
 
@@ -63,10 +63,13 @@ async fn handle_record(deps: &Deps, record: &SqsMessage) -> anyhow::Result<()> {
             tracing::info!(job_id = %request.job_id, %state, "export already handled; duplicate message dropped");
             return Ok(());
         }
-        Claim::Busy => bail!(
-            "export {} is running in another worker; the message will come back",
-            request.job_id
-        ),
+        // Back when the live worker's lease could have lapsed.
+        Claim::Busy => {
+            return Err(anyhow!(RetryAfter {
+                reason: format!("export {} is running in another worker", request.job_id),
+                after: deps.config.job_lease,
+            }));
+        }
     };
     tracing::info!(job_id = %job.id, attempt = job.attempts, "export started");
     if let (Some(key), Some(upload_id)) = (&job.result_key, &job.upload_id) {
@@ -86,11 +89,7 @@ async fn handle_record(deps: &Deps, record: &SqsMessage) -> anyhow::Result<()> {
             deps.db.fail_job(job.id, &reason).await?;
             Ok(())
         }
-        Err(e) => {
-            let reason = format!("attempt {} failed: {e:#}", job.attempts);
-            deps.db.requeue_job(job.id, &worker, &reason).await?;
-            Err(anyhow!(reason))
-        }
+        Err(e) => Err(requeue(deps, &job, &worker, e).await),
     }
 }
 

@@ -22,8 +22,8 @@ use xlport_adapters::imports::{DirectCopy, merge_part, record_part};
 use xlport_adapters::pgcopy::CopyConnection;
 use xlport_adapters::postgres::{Claim, UploadOutcome};
 use xlport_adapters::worker::{
-    MAX_ATTEMPTS, Permanent, Progress, ScratchDir, each_record, gives_up, spawn_heartbeat,
-    worker_id,
+    MAX_ATTEMPTS, Permanent, Progress, RetryAfter, ScratchDir, each_record, gives_up, requeue,
+    spawn_heartbeat, worker_id,
 };
 use xlport_core::JobState;
 use xlport_core::decode::{self, DecodeError, Limits};
@@ -34,10 +34,9 @@ use xlport_core::ports::StoreError;
 
 /// Handles one SQS batch and reports the records to retry.
 pub async fn handle_batch(deps: &Deps, event: SqsEvent) -> SqsBatchResponse {
-    each_record(
-        event,
-        |record| async move { handle_record(deps, &record).await },
-    )
+    each_record(deps, event, |record| async move {
+        handle_record(deps, &record).await
+    })
     .await
 }
 
@@ -125,8 +124,12 @@ async fn process(deps: &Deps, job_id: uuid::Uuid) -> anyhow::Result<()> {
             bail!("import {job_id} failed; the message goes to the dead-letter queue")
         }
         Claim::NotClaimable(_) => return Ok(()),
+        // Back when the live worker's lease could have lapsed.
         Claim::Busy => {
-            bail!("import {job_id} is running in another worker; the message will come back")
+            return Err(anyhow!(RetryAfter {
+                reason: format!("import {job_id} is running in another worker"),
+                after: deps.config.job_lease,
+            }));
         }
     };
     if job.attempts > MAX_ATTEMPTS {
@@ -147,11 +150,7 @@ async fn process(deps: &Deps, job_id: uuid::Uuid) -> anyhow::Result<()> {
             deps.db.fail_job(job_id, &reason).await?;
             Err(anyhow!("import {job_id} failed: {reason}"))
         }
-        Err(e) => {
-            let reason = format!("attempt {} failed: {e:#}", job.attempts);
-            deps.db.requeue_job(job_id, &worker, &reason).await?;
-            Err(anyhow!(reason))
-        }
+        Err(e) => Err(requeue(deps, &job, &worker, e).await),
     }
 }
 
