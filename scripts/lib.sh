@@ -200,6 +200,7 @@ XLPORT_BUCKET=$bucket
 XLPORT_IMPORTS_QUEUE_URL=$LOCALSTACK_URL/queue/$AWS_REGION/000000000000/${prefix}imports
 XLPORT_EXPORTS_QUEUE_URL=$LOCALSTACK_URL/queue/$AWS_REGION/000000000000/${prefix}exports
 XLPORT_TMP_DIR=$XLPORT_HOME/tmp
+XLPORT_STALL_SECS=${XLPORT_STALL_SECS:-30}
 EOF
   # Extra KEY=VALUE words for one stack, e.g. the tests' small multipart threshold.
   local kv

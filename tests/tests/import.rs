@@ -915,3 +915,109 @@ async fn the_report_sent_back_unchanged_rejects_the_same_rows_and_accepts_none()
         again.counts["rejected_by_reason"]
     );
 }
+
+/// Issue #19: an S3 event lost on the way (the object is in the bucket, no
+/// worker ever heard of it) is noticed by a sweep and sent again; the job
+/// then imports and says what happened.
+#[tokio::test]
+async fn a_swallowed_event_is_redriven_by_the_sweep() {
+    use aws_sdk_sqs::types::QueueAttributeName;
+    let (mut deps, _db) = deps_with_fresh_db().await;
+    let name = format!("xlport-test-sweep-{}", xlport_tests::random_u32());
+    let queue_url = deps
+        .sqs
+        .client
+        .create_queue()
+        .queue_name(&name)
+        .attributes(QueueAttributeName::VisibilityTimeout, "300")
+        .send()
+        .await
+        .unwrap()
+        .queue_url()
+        .unwrap()
+        .to_string();
+    let mut config = (*deps.config).clone();
+    config.imports_queue_url = queue_url.clone();
+    deps.config = std::sync::Arc::new(config);
+
+    let (owner, _) = deps.db.create_api_key("sweep test").await.unwrap();
+    let id = Uuid::new_v4();
+    let key = keys::import(id, "base.txt");
+    deps.db
+        .create_job(NewJob {
+            id,
+            owner,
+            kind: JobKind::Import,
+            dataset: "user_purchase".into(),
+            state: JobState::AwaitingUpload,
+            format: None,
+            options: upsert(),
+            filename: Some("base.txt".into()),
+            object_key: Some(key.clone()),
+            declared_size: Some(SPEC_TXT.len() as i64),
+            upload_id: None,
+        })
+        .await
+        .unwrap();
+    // Not uploaded yet: nothing to send.
+    let swept = xlport_adapters::sweep::sweep(&deps, Duration::ZERO)
+        .await
+        .unwrap();
+    assert!(swept.redriven.is_empty(), "{swept:?}");
+    assert_eq!(swept.awaiting_upload, 1);
+    // Uploaded, and its event lost.
+    deps.s3
+        .client
+        .put_object()
+        .bucket(&deps.config.bucket)
+        .key(&key)
+        .body(SPEC_TXT.as_bytes().to_vec().into())
+        .send()
+        .await
+        .unwrap();
+    let swept = xlport_adapters::sweep::sweep(&deps, Duration::ZERO)
+        .await
+        .unwrap();
+    assert_eq!(swept.redriven, [id]);
+    let message = deps
+        .sqs
+        .client
+        .receive_message()
+        .queue_url(&queue_url)
+        .wait_time_seconds(5)
+        .send()
+        .await
+        .unwrap()
+        .messages
+        .unwrap_or_default()
+        .into_iter()
+        .next()
+        .expect("the sweep sent the event again");
+    let event: aws_lambda_events::event::sqs::SqsEvent =
+        serde_json::from_value(json!({"Records": [{
+            "messageId": message.message_id(),
+            "receiptHandle": message.receipt_handle(),
+            "body": message.body(),
+            "eventSource": "aws:sqs",
+        }]}))
+        .unwrap();
+    let response = import_worker::handle_batch(&deps, event).await;
+    assert!(response.batch_item_failures.is_empty());
+    let job = deps.db.job(id).await.unwrap().unwrap();
+    assert_eq!(job.state, JobState::Succeeded, "{:?}", job.error);
+    assert_eq!(count(&job, "inserted"), 2);
+    assert!(
+        job.warnings
+            .to_string()
+            .contains("sent to the workers again"),
+        "{}",
+        job.warnings
+    );
+    deps.sqs
+        .client
+        .delete_queue()
+        .queue_url(&queue_url)
+        .send()
+        .await
+        .ok();
+}

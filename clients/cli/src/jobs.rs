@@ -49,6 +49,7 @@ pub async fn wait(api: &Api, ui: &Ui, id: &str) -> CliResult<Value> {
     let mut pause = Duration::from_millis(250);
     let mut last_state = String::new();
     let mut last_retry: Option<String> = None;
+    let mut waiting: Option<String> = None;
     loop {
         let progress = &job["progress"];
         bar.set_position(num(&progress["rows"]));
@@ -73,6 +74,12 @@ pub async fn wait(api: &Api, ui: &Ui, id: &str) -> CliResult<Value> {
         {
             ui.note(format!("job {id}: {retry}"));
             last_retry = Some(retry);
+        }
+        if let Some(since) = job["waiting_for_worker_since"].as_str()
+            && Some(since) != waiting.as_deref()
+        {
+            ui.note(format!("job {id}: waiting for a worker since {since}"));
+            waiting = Some(since.to_owned());
         }
         tokio::time::sleep(pause).await;
         pause = (pause * 2).min(Duration::from_secs(1));
@@ -125,6 +132,9 @@ pub fn describe(job: &Value) -> String {
     }
     if let Some(retry) = retry_note(job) {
         let _ = writeln!(out, "  {retry}");
+    }
+    if let Some(since) = job["waiting_for_worker_since"].as_str() {
+        let _ = writeln!(out, "  waiting for a worker since {since}");
     }
     let counts = &job["counts"];
     if kind == "import" {

@@ -52,6 +52,9 @@ pub struct Config {
     pub xlsx_compression_level: u8,
     /// How long a worker's claim on a job lasts before another may take over.
     pub job_lease: Duration,
+    /// How long a job may wait for a worker before a sweep sends it again
+    /// (`XLPORT_STALL_SECS`, default 120; see `crate::sweep`).
+    pub stall: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -193,6 +196,7 @@ impl Config {
             max_columns: e.parsed("XLPORT_MAX_COLUMNS", 16_384)?,
             xlsx_compression_level: compression,
             job_lease: Duration::from_secs(e.parsed("XLPORT_JOB_LEASE_SECS", 120)?),
+            stall: Duration::from_secs(e.parsed("XLPORT_STALL_SECS", 120)?),
         })
     }
 }

@@ -416,13 +416,20 @@ impl PgStore {
         Ok(())
     }
 
-    /// Records the job's warnings (unknown columns and the like).
+    /// Adds the file's warnings (unknown columns and the like) to the job's,
+    /// each once: a retried attempt reads the same file and says the same,
+    /// and what the job's lifecycle noted (failed attempts, re-drives) stays.
     pub async fn set_warnings(&self, job: Uuid, warnings: &[String]) -> Result<(), DbError> {
-        sqlx::query("update jobs set warnings = $2, updated_at = now() where id = $1")
-            .bind(job)
-            .bind(serde_json::json!(warnings))
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(
+            "update jobs set warnings = warnings || coalesce(( \
+                 select jsonb_agg(w order by n) from jsonb_array_elements($2) with ordinality as a(w, n) \
+                 where not jobs.warnings @> jsonb_build_array(w)), '[]'::jsonb), \
+             updated_at = now() where id = $1",
+        )
+        .bind(job)
+        .bind(serde_json::json!(warnings))
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 }

@@ -9,6 +9,7 @@ pub mod postgres;
 pub mod s3;
 pub mod secrets;
 pub mod sqs;
+pub mod sweep;
 pub mod telemetry;
 pub mod worker;
 
@@ -30,13 +31,24 @@ pub struct Deps {
 
 impl Deps {
     pub async fn from_config(mut config: Config) -> anyhow::Result<Self> {
-        let datasets = Datasets::load(config.datasets_file.as_deref())?;
         let sdk = aws::sdk_config(&config).await;
         secrets::resolve_database_url(&mut config, &sdk).await?;
+        Self::with_sdk(config, &sdk).await
+    }
+
+    /// As [`Deps::from_config`], for a configuration whose database URL is
+    /// already resolved.
+    pub async fn from_resolved_config(config: Config) -> anyhow::Result<Self> {
+        let sdk = aws::sdk_config(&config).await;
+        Self::with_sdk(config, &sdk).await
+    }
+
+    async fn with_sdk(config: Config, sdk: &aws_config::SdkConfig) -> anyhow::Result<Self> {
+        let datasets = Datasets::load(config.datasets_file.as_deref())?;
         let pool = postgres::connect(&config).await?;
         Ok(Deps {
-            s3: s3::S3Store::new(aws::s3_client(&sdk, &config), config.bucket.clone()),
-            sqs: sqs::SqsQueue::new(aws::sqs_client(&sdk)),
+            s3: s3::S3Store::new(aws::s3_client(sdk, &config), config.bucket.clone()),
+            sqs: sqs::SqsQueue::new(aws::sqs_client(sdk)),
             db: postgres::PgStore::new(pool),
             datasets: Arc::new(datasets),
             config: Arc::new(config),

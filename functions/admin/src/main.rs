@@ -41,6 +41,13 @@ enum Command {
         #[arg(long)]
         truncate: bool,
     },
+    /// Send again every job that has waited for a worker longer than
+    /// `--stall-secs` (a lost event or message, a lapsed lease); prints what
+    /// it did as JSON. On AWS a schedule runs it (`{"command": "sweep"}`).
+    Sweep {
+        #[arg(long, env = "XLPORT_STALL_SECS", default_value_t = 120)]
+        stall_secs: u64,
+    },
     /// Store a key whose value you choose (idempotent); for the local stack.
     EnsureKey {
         #[arg(long)]
@@ -82,12 +89,26 @@ async fn create_key(config: &Config, name: &str) -> anyhow::Result<Value> {
     Ok(json!({"id": id.0, "name": name, "key": key}))
 }
 
+async fn sweep(config: Config, stall_secs: u64) -> anyhow::Result<Value> {
+    let deps = xlport_adapters::Deps::from_resolved_config(config).await?;
+    let swept =
+        xlport_adapters::sweep::sweep(&deps, std::time::Duration::from_secs(stall_secs)).await?;
+    Ok(json!(swept))
+}
+
 /// The Lambda handler: one command per invocation.
 async fn lambda(event: lambda_runtime::LambdaEvent<Value>) -> Result<Value, lambda_runtime::Error> {
     let config = config().await?;
     let payload = event.payload;
     match payload.get("command").and_then(Value::as_str) {
         Some("migrate") => Ok(json!({"ok": true, "migrations_applied": migrate(&config).await?})),
+        Some("sweep") => {
+            let stall = payload
+                .get("stall_secs")
+                .and_then(Value::as_u64)
+                .unwrap_or(config.stall.as_secs());
+            Ok(sweep(config, stall).await?)
+        }
         Some("create-key") => {
             let name = payload
                 .get("name")
@@ -96,7 +117,7 @@ async fn lambda(event: lambda_runtime::LambdaEvent<Value>) -> Result<Value, lamb
             Ok(create_key(&config, name).await?)
         }
         other => Err(format!(
-            "unknown command {other:?}: send {{\"command\": \"migrate\"}} or {{\"command\": \"create-key\", \"name\": \"...\"}}"
+            "unknown command {other:?}: send {{\"command\": \"migrate\"}}, {{\"command\": \"sweep\"}} or {{\"command\": \"create-key\", \"name\": \"...\"}}"
         )
         .into()),
     }
@@ -116,6 +137,9 @@ async fn main() -> anyhow::Result<()> {
         Command::Migrate => {
             migrate(&config).await?;
             eprintln!("migrations applied");
+        }
+        Command::Sweep { stall_secs } => {
+            println!("{}", sweep(config, stall_secs).await?);
         }
         Command::CreateKey { name, json } => {
             let created = create_key(&config, &name).await?;

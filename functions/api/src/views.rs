@@ -26,6 +26,19 @@ pub fn dataset(d: &Dataset) -> Value {
     })
 }
 
+/// When a queued job started waiting for a worker, once it has waited long
+/// enough to say so (a sweep sends stalled jobs again; see
+/// `xlport_adapters::sweep`).
+fn waiting_for_worker_since(job: &Job) -> Option<chrono::DateTime<chrono::Utc>> {
+    if job.state != JobState::Queued {
+        return None;
+    }
+    let since = job
+        .next_attempt_at
+        .map_or(job.updated_at, |at| at.max(job.updated_at));
+    (chrono::Utc::now() - since > chrono::Duration::seconds(10)).then_some(since)
+}
+
 /// A job as the API returns it. `with_links` presigns download links, which
 /// costs a signature each, so lists leave them out.
 pub async fn job(job: &Job, deps: &Deps, with_links: bool) -> Result<Value, ApiError> {
@@ -57,6 +70,7 @@ pub async fn job(job: &Job, deps: &Deps, with_links: bool) -> Result<Value, ApiE
         // attempt is due.
         "last_error": job.last_error,
         "next_attempt_at": job.next_attempt_at,
+        "waiting_for_worker_since": waiting_for_worker_since(job),
         "created_at": job.created_at,
         "updated_at": job.updated_at,
         "started_at": job.started_at,

@@ -50,6 +50,11 @@ struct Args {
     /// Longest an invocation may take before it counts as failed.
     #[arg(long, default_value_t = 900)]
     invoke_timeout_secs: u64,
+    /// Every this many seconds, send again the jobs that have waited for a
+    /// worker longer than XLPORT_STALL_SECS (a lost event, message or
+    /// invocation; see xlport_adapters::sweep). 0 turns it off.
+    #[arg(long, default_value_t = 10)]
+    sweep_every_secs: u64,
 }
 
 fn parse_mapping(s: &str) -> Result<(String, String), String> {
@@ -80,6 +85,23 @@ async fn main() -> anyhow::Result<()> {
         .build()?;
 
     let mut tasks = JoinSet::new();
+    if args.sweep_every_secs > 0 {
+        let deps = xlport_adapters::Deps::from_config(config.clone()).await?;
+        let every = Duration::from_secs(args.sweep_every_secs);
+        tasks.spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tick.tick().await;
+                match xlport_adapters::sweep::sweep(&deps, deps.config.stall).await {
+                    Ok(swept) if !swept.redriven.is_empty() => {
+                        tracing::warn!(jobs = ?swept.redriven, "stalled jobs sent again");
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = format!("{e:#}"), "sweep failed"),
+                }
+            }
+        });
+    }
     for (queue, function) in &args.mappings {
         let mapping = resolve(&sqs, queue, function, &config.region).await?;
         tracing::info!(queue = %mapping.queue_url, function = %mapping.function, "mapping started");

@@ -1,0 +1,123 @@
+//! Stalled jobs are noticed and sent again (issue #19).
+//!
+//! A job can wait for a worker that never comes: an S3 event lost on the
+//! way, a message handed to a poller that died (a restarted local stack), an
+//! invocation the local runtime lost, a worker that died after its message
+//! was deleted. A sweep finds jobs that have waited longer than a bound and
+//! re-drives them: an import whose object is in the bucket gets its S3 event
+//! again, a queued export its message; a running job whose lease lapsed is
+//! sent again too (the claim takes lapsed leases over). Each re-drive is
+//! said in the job's warnings. Re-driving is safe: claims are atomic and
+//! every message is idempotent.
+//!
+//! Run by `xlport-admin sweep` (on AWS: a schedule, see infra/) and every few
+//! seconds by the local event-source mapping.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sqlx::FromRow;
+use uuid::Uuid;
+use xlport_core::message::{ExportRequested, object_created_notification};
+use xlport_core::ports::{JobQueue, ObjectStore, StoreError};
+
+use crate::Deps;
+
+/// A job that has waited longer than the bound.
+#[derive(Debug, Clone, FromRow)]
+struct Stalled {
+    id: Uuid,
+    kind: String,
+    state: String,
+    object_key: Option<String>,
+    object_size: Option<i64>,
+    etag: Option<String>,
+    waiting_since: DateTime<Utc>,
+}
+
+/// What one sweep did.
+#[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Swept {
+    /// Jobs sent again.
+    pub redriven: Vec<Uuid>,
+    /// Imports still awaiting an upload that has not arrived.
+    pub awaiting_upload: usize,
+}
+
+/// At most this many jobs are looked at per sweep, oldest first.
+const BATCH: i64 = 100;
+
+/// Re-drives every job that has waited for a worker longer than `stall`.
+pub async fn sweep(deps: &Deps, stall: Duration) -> anyhow::Result<Swept> {
+    let stalled: Vec<Stalled> = sqlx::query_as(
+        "select id, kind, state, object_key, object_size, etag, \
+                coalesce(greatest(updated_at, next_attempt_at), updated_at) as waiting_since \
+         from jobs \
+         where (state = 'queued' and coalesce(greatest(updated_at, next_attempt_at), updated_at) \
+                    < now() - make_interval(secs => $1)) \
+            or (state = 'running' and lease_until < now() - make_interval(secs => $1)) \
+            or (state = 'awaiting_upload' and kind = 'import' \
+                and updated_at < now() - make_interval(secs => $1) \
+                and created_at > now() - make_interval(secs => $3)) \
+         order by updated_at limit $2",
+    )
+    .bind(stall.as_secs_f64())
+    .bind(BATCH)
+    // An upload can only arrive while its presigned URLs are valid.
+    .bind(deps.config.upload_url_ttl.as_secs_f64() + 60.0)
+    .fetch_all(&deps.db.pool)
+    .await?;
+    let mut swept = Swept::default();
+    for job in stalled {
+        match redrive(deps, &job).await {
+            Ok(true) => {
+                let note = format!(
+                    "no worker had taken the job since {}; it was sent to the workers again",
+                    job.waiting_since.format("%Y-%m-%dT%H:%M:%SZ")
+                );
+                tracing::warn!(job_id = %job.id, state = %job.state, "stalled job re-driven");
+                // updated_at moves on, so the next sweep waits a whole bound again.
+                sqlx::query(
+                    "update jobs set warnings = warnings || jsonb_build_array($2::text), updated_at = now() \
+                     where id = $1 and state = $3",
+                )
+                .bind(job.id)
+                .bind(note)
+                .bind(&job.state)
+                .execute(&deps.db.pool)
+                .await?;
+                swept.redriven.push(job.id);
+            }
+            Ok(false) => swept.awaiting_upload += 1,
+            Err(e) => {
+                tracing::warn!(job_id = %job.id, error = format!("{e:#}"), "could not re-drive a stalled job")
+            }
+        }
+    }
+    Ok(swept)
+}
+
+/// Sends the job's message again. `false`: an import whose object has not
+/// arrived (nothing to do yet).
+async fn redrive(deps: &Deps, job: &Stalled) -> anyhow::Result<bool> {
+    if job.kind == "export" {
+        let body = serde_json::to_string(&ExportRequested { job_id: job.id })?;
+        deps.sqs.send(&deps.config.exports_queue_url, body).await?;
+        return Ok(true);
+    }
+    let Some(key) = &job.object_key else {
+        return Ok(false);
+    };
+    let (size, etag) = match (job.state.as_str(), job.object_size, &job.etag) {
+        ("queued" | "running", Some(size), Some(etag)) => (size.max(0) as u64, etag.clone()),
+        // Awaiting its upload: only if the object is there.
+        _ => match deps.s3.head(key).await {
+            Ok(meta) => (meta.size, meta.etag),
+            Err(StoreError::NotFound(_)) => return Ok(false),
+            Err(e) => return Err(e.into()),
+        },
+    };
+    let body = object_created_notification(&deps.config.bucket, key, size, &etag);
+    deps.sqs.send(&deps.config.imports_queue_url, body).await?;
+    Ok(true)
+}
