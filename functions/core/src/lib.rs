@@ -12,6 +12,7 @@ pub mod job;
 pub mod message;
 pub mod ports;
 pub mod sample;
+pub mod xlsx;
 
 pub use dataset::{Column, ColumnType, Dataset, Datasets};
 pub use job::{JobKind, JobState};
