@@ -5,7 +5,6 @@
 
 use std::time::Duration;
 
-use aws_lambda_events::event::sqs::SqsEvent;
 use reqwest::Method;
 use rust_xlsxwriter::{ExcelDateTime, Format, Workbook};
 use serde_json::{Value, json};
@@ -14,58 +13,18 @@ use xlport_adapters::Deps;
 use xlport_adapters::postgres::{NewJob, UploadOutcome};
 use xlport_core::job::{Job, keys};
 use xlport_core::{JobKind, JobState};
-use xlport_tests::{Stack, big_csv, curl_upload, deps_with_fresh_db, download};
+use xlport_tests::{
+    Stack, big_csv, curl_upload, deliver, deps_with_fresh_db, download, import_bytes_into,
+    libreoffice_resave, openpyxl_sheets, snapshot,
+};
 
 const SPEC_TXT: &str = "CPF                PRIVATE     INCOMPLETO  DATA DA ÚLTIMA COMPRA TICKET MÉDIO          TICKET DA ÚLTIMA COMPRA LOJA MAIS FREQUÊNTE     LOJA DA ÚLTIMA COMPRA\n\
 990.999.999-66     0           0           2013-05-22            399,00                399,00                  79.379.491/0008-50      79.379.491/0008-50\n\
 041.091.641-25     0           0           NULL                  NULL                  NULL                    NULL                    NULL\n";
 
-/// Puts `bytes` in the bucket as an import of a new job, and delivers the S3
-/// event to the import function, as the mapping would. Returns the job.
+/// An import of `bytes` into user_purchase (see [`xlport_tests::import_bytes_into`]).
 async fn import_bytes(deps: &Deps, bytes: &[u8], filename: &str, options: Value) -> Job {
-    let (owner, _) = deps.db.create_api_key("import test").await.unwrap();
-    let id = Uuid::new_v4();
-    let key = keys::import(id, filename);
-    deps.db
-        .create_job(NewJob {
-            id,
-            owner,
-            kind: JobKind::Import,
-            dataset: "user_purchase".into(),
-            state: JobState::AwaitingUpload,
-            format: None,
-            options,
-            filename: Some(filename.into()),
-            object_key: Some(key.clone()),
-            declared_size: Some(bytes.len() as i64),
-            upload_id: None,
-        })
-        .await
-        .unwrap();
-    let put = deps
-        .s3
-        .client
-        .put_object()
-        .bucket(&deps.config.bucket)
-        .key(&key)
-        .body(bytes.to_vec().into())
-        .send()
-        .await
-        .unwrap();
-    let etag = put.e_tag().unwrap().trim_matches('"').to_string();
-    deliver(deps, &key, bytes.len(), &etag).await;
-    deps.db.job(id).await.unwrap().unwrap()
-}
-
-fn s3_event(bucket: &str, key: &str, size: usize, etag: &str) -> SqsEvent {
-    let body = json!({"Records": [{"eventVersion": "2.1", "eventSource": "aws:s3", "eventName": "ObjectCreated:Put",
-        "s3": {"bucket": {"name": bucket}, "object": {"key": key, "size": size, "eTag": etag}}}]});
-    serde_json::from_value(json!({"Records": [{"messageId": Uuid::new_v4().to_string(), "body": body.to_string(), "eventSource": "aws:sqs"}]})).unwrap()
-}
-
-async fn deliver(deps: &Deps, key: &str, size: usize, etag: &str) -> usize {
-    let r = import_worker::handle_batch(deps, s3_event(&deps.config.bucket, key, size, etag)).await;
-    r.batch_item_failures.len()
+    import_bytes_into(deps, "user_purchase", bytes, filename, options).await
 }
 
 fn upsert() -> Value {
@@ -624,6 +583,115 @@ fn report_rows(bytes: Vec<u8>) -> Vec<Vec<String>> {
         .skip(1)
         .map(|r| r.iter().map(|c| c.to_string()).collect())
         .collect()
+}
+
+/// The error report of rows with formula-like cells (`=1+1`, `+A1`,
+/// `@SUM(1)`, `-2+3`) and long ones is a conventional zip that openpyxl and
+/// LibreOffice open with every cell as text; LibreOffice's re-saved copy,
+/// uploaded again, rejects the same rows for the same reasons and leaves the
+/// table as it was.
+#[tokio::test]
+async fn libreoffice_and_openpyxl_open_the_error_report_and_its_resave_imports() {
+    let (deps, _db) = deps_with_fresh_db().await;
+    let long = "ação & <b> 'x' > y ".repeat(1_500);
+    let long = long.trim();
+    let mut csv = String::from(
+        "CPF;PRIVATE;INCOMPLETO;DATA DA ÚLTIMA COMPRA;TICKET MÉDIO;TICKET DA ÚLTIMA COMPRA;LOJA MAIS FREQUÊNTE;LOJA DA ÚLTIMA COMPRA\n\
+         041.091.641-25;0;0;2020-01-31;1,00;;;\n",
+    );
+    // Each rejected row, as its decoded cells.
+    let mut rejected: Vec<Vec<String>> = Vec::new();
+    for i in 0..20 {
+        let rows = [
+            vec!["=1+1", "+A1", "@SUM(1)", "-2+3", long, "", "", ""],
+            vec![
+                "529.982.247-25",
+                "+A1",
+                "0",
+                "2020-01-31",
+                "-2+3",
+                "@SUM(1)",
+                "=1+1",
+                "",
+            ],
+            vec!["111.444.777-35", "0", "1", long, "", "", "", "=1+1"],
+        ];
+        for cells in rows {
+            let mut cells: Vec<String> = cells.into_iter().map(str::to_string).collect();
+            cells[5] = if cells[5].is_empty() {
+                format!("he said \"{i}\"")
+            } else {
+                cells[5].clone()
+            };
+            let quoted: Vec<String> = cells
+                .iter()
+                .map(|c| format!("\"{}\"", c.replace('"', "\"\"")))
+                .collect();
+            csv.push_str(&quoted.join(";"));
+            csv.push('\n');
+            rejected.push(cells);
+        }
+    }
+    let job = import_bytes(&deps, csv.as_bytes(), "formulas.csv", upsert()).await;
+    assert_eq!(job.state, JobState::Succeeded, "{:?}", job.error);
+    assert_eq!(count(&job, "inserted"), 1);
+    assert_eq!(count(&job, "rejected"), rejected.len() as u64);
+    let report = download(&deps, &keys::error_report(job.id)).await;
+    xlport_core::xlsx::check_conventional_zip(&report)
+        .unwrap_or_else(|e| panic!("not a conventional zip: {e}"));
+
+    // What xlport's own reader sees is the reference: ROW, REASON, DETAIL and
+    // the row's cells, as the CSV had them.
+    let ours = report_rows(report.clone());
+    assert_eq!(ours.len(), rejected.len());
+    let mut want = vec![
+        [
+            "ROW",
+            "REASON",
+            "DETAIL",
+            "CPF",
+            "PRIVATE",
+            "INCOMPLETO",
+            "DATA DA ÚLTIMA COMPRA",
+            "TICKET MÉDIO",
+            "TICKET DA ÚLTIMA COMPRA",
+            "LOJA MAIS FREQUÊNTE",
+            "LOJA DA ÚLTIMA COMPRA",
+        ]
+        .map(str::to_string)
+        .to_vec(),
+    ];
+    for (i, (row, cells)) in ours.iter().zip(&rejected).enumerate() {
+        assert_eq!(row[0], (i + 3).to_string(), "the CSV line");
+        assert_eq!(row[3..], cells[..], "row {}", i + 3);
+        let mut read: Vec<String> = vec![format!("{}.00", i + 3), row[1].clone(), row[2].clone()];
+        read.extend(cells.iter().cloned());
+        while read.last().is_some_and(String::is_empty) {
+            read.pop();
+        }
+        want.push(read);
+    }
+    let want = vec![("rejected rows".to_string(), want)];
+    assert_eq!(openpyxl_sheets(&report), want, "openpyxl");
+    let resaved = libreoffice_resave(&report, Duration::from_secs(180));
+    assert_eq!(openpyxl_sheets(&resaved), want, "LibreOffice");
+
+    // Uploaded again as it is: the same rows fail for the same reasons, the
+    // table does not move.
+    let before = snapshot(&deps, "user_purchase", "cpf").await;
+    let again = import_bytes(&deps, &resaved, "errors-resaved.xlsx", upsert()).await;
+    assert_eq!(again.state, JobState::Succeeded, "{:?}", again.error);
+    assert_eq!(
+        count(&again, "rejected"),
+        rejected.len() as u64,
+        "{}",
+        again.counts
+    );
+    assert_eq!(count(&again, "inserted") + count(&again, "updated"), 0);
+    assert_eq!(snapshot(&deps, "user_purchase", "cpf").await, before);
+    let reasons = |rows: &[Vec<String>]| rows.iter().map(|r| r[1].clone()).collect::<Vec<_>>();
+    let second = report_rows(download(&deps, &keys::error_report(again.id)).await);
+    assert_eq!(reasons(&second), reasons(&ours));
 }
 
 fn first_report_row(bytes: Vec<u8>) -> Vec<String> {
