@@ -5,17 +5,17 @@
 
 use anyhow::Context;
 use rust_xlsxwriter::{Format, Workbook};
-use xlport_core::export::MAX_DATA_ROWS_PER_SHEET;
-use xlport_core::xlsx::{
-    MAX_SHEET_XML_BYTES, NUMBER_CELL_XML_BOUND, ROW_XML_BOUND, SheetXmlBudget,
-    string_cell_xml_bound,
-};
 use xlport_adapters::Deps;
 use xlport_adapters::imports::StoredRejection;
 use xlport_adapters::s3::attachment_disposition;
 use xlport_adapters::worker::ScratchDir;
 use xlport_core::Dataset;
+use xlport_core::export::MAX_DATA_ROWS_PER_SHEET;
 use xlport_core::job::keys;
+use xlport_core::xlsx::{
+    MAX_SHEET_XML_BYTES, NUMBER_CELL_XML_BOUND, ROW_XML_BOUND, SheetXmlBudget,
+    string_cell_xml_bound,
+};
 
 const PAGE: i64 = 5_000;
 
@@ -250,7 +250,11 @@ mod tests {
     }
 
     fn want(r: &StoredRejection) -> Vec<String> {
-        let mut row = vec![r.row_number.to_string(), r.reason.clone(), r.message.clone()];
+        let mut row = vec![
+            r.row_number.to_string(),
+            r.reason.clone(),
+            r.message.clone(),
+        ];
         row.extend(
             r.cells
                 .as_array()
@@ -272,7 +276,17 @@ mod tests {
         assert_eq!(sheets[0].0, "rejected rows");
         assert_eq!(
             sheets[0].1[0],
-            ["ROW", "REASON", "DETAIL", "CPF", "PRIVATE", "INCOMPLETO", "DATA", "TICKET", "LOJA"]
+            [
+                "ROW",
+                "REASON",
+                "DETAIL",
+                "CPF",
+                "PRIVATE",
+                "INCOMPLETO",
+                "DATA",
+                "TICKET",
+                "LOJA"
+            ]
         );
         for (got, r) in sheets[0].1[1..].iter().zip(&rows) {
             assert_eq!(*got, want(r), "text cells, never formulas");
