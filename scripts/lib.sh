@@ -109,6 +109,14 @@ ensure_readers_venv() {
   echo "$XLPORT_HOME/readers-venv/bin/python"
 }
 
+# LibreOffice for the reader tests (`soffice --headless --convert-to`): Debian's
+# Calc without a GUI (7.4 on bookworm). Installed once; nothing when soffice is there.
+ensure_libreoffice() {
+  command -v soffice >/dev/null 2>&1 && return 0
+  apt_install libreoffice-calc-nogui >&2
+  command -v soffice >/dev/null 2>&1 || die "libreoffice-calc-nogui installed no soffice"
+}
+
 pg_ready() { pg_isready -q -h "$PGHOST_ADDR" -p "$PGPORT_NUM" 2>/dev/null; }
 
 # The local Postgres: use it when it runs, start it when installed, install

@@ -4,6 +4,12 @@ format (on its first data cell with a value), and every row's cells as text (emp
 nothing, true/false, numbers with two decimals, dates as YYYY-MM-DD).
 
     python openpyxl_rows.py FILE.xlsx
+
+With --all-sheets it prints every sheet instead, read as a big file is read
+(read-only, formulas as their cached values, as LibreOffice saves booleans):
+{"sheets": [[name, rows], ...]}, each row without its trailing empty cells.
+
+    python openpyxl_rows.py --all-sheets FILE.xlsx
 """
 
 import datetime
@@ -23,6 +29,23 @@ def text(value):
     if isinstance(value, datetime.datetime):
         return value.strftime("%Y-%m-%d")
     return str(value)
+
+
+def all_sheets(path):
+    book = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    sheets = []
+    for sheet in book.worksheets:
+        rows = []
+        for row in sheet.iter_rows(values_only=True):
+            cells = [text(v) for v in row]
+            while cells and cells[-1] == "":
+                cells.pop()
+            rows.append(cells)
+        while rows and not rows[-1]:
+            rows.pop()
+        sheets.append([sheet.title, rows])
+    book.close()
+    print(json.dumps({"sheets": sheets}))
 
 
 def main(path):
@@ -46,4 +69,7 @@ def main(path):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    if sys.argv[1] == "--all-sheets":
+        all_sheets(sys.argv[2])
+    else:
+        main(sys.argv[1])

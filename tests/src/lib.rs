@@ -250,63 +250,18 @@ pub async fn fail_a_copy(pool: &sqlx::PgPool) {
     assert!(copy.is_err(), "the COPY should fail");
 }
 
-/// Puts `bytes` in the bucket as an import of a new job, and delivers the S3
-/// event to the import function, as the mapping would. Returns the job.
+/// An import of `bytes` into `user_purchase` (see [`import_bytes_into`]).
 pub async fn import_bytes(deps: &Deps, bytes: &[u8], filename: &str, options: Value) -> Job {
-    let (owner, _) = deps.db.create_api_key("import test").await.unwrap();
-    let id = Uuid::new_v4();
-    let key = keys::import(id, filename);
-    deps.db
-        .create_job(NewJob {
-            id,
-            owner,
-            kind: JobKind::Import,
-            dataset: "user_purchase".into(),
-            state: JobState::AwaitingUpload,
-            format: None,
-            options,
-            filename: Some(filename.into()),
-            object_key: Some(key.clone()),
-            declared_size: Some(bytes.len() as i64),
-            upload_id: None,
-        })
-        .await
-        .unwrap();
-    let put = deps
-        .s3
-        .client
-        .put_object()
-        .bucket(&deps.config.bucket)
-        .key(&key)
-        .body(bytes.to_vec().into())
-        .send()
-        .await
-        .unwrap();
-    let etag = put.e_tag().unwrap().trim_matches('"').to_string();
-    deliver(deps, &key, bytes.len(), &etag).await;
-    deps.db.job(id).await.unwrap().unwrap()
+    import_bytes_into(deps, "user_purchase", bytes, filename, options).await
 }
 
-pub fn s3_event(bucket: &str, key: &str, size: usize, etag: &str) -> SqsEvent {
-    let body = json!({"Records": [{"eventVersion": "2.1", "eventSource": "aws:s3", "eventName": "ObjectCreated:Put",
-        "s3": {"bucket": {"name": bucket}, "object": {"key": key, "size": size, "eTag": etag}}}]});
-    serde_json::from_value(json!({"Records": [{"messageId": Uuid::new_v4().to_string(), "body": body.to_string(), "eventSource": "aws:sqs"}]})).unwrap()
-}
-
-pub async fn deliver(deps: &Deps, key: &str, size: usize, etag: &str) -> usize {
-    let r = import_worker::handle_batch(deps, s3_event(&deps.config.bucket, key, size, etag)).await;
-    r.batch_item_failures.len()
-}
-
-/// A checksum over every column of every row of `user_purchase`, in key
-/// order: equal before and after a round trip when the table is unchanged.
-pub async fn user_purchase_checksum(deps: &Deps) -> (i64, String) {
-    sqlx::query_as(
-        "select count(*), coalesce(md5(string_agg(t::text, '|' order by cpf)), '') \
-         from (select cpf, private, incompleto, data_ultima_compra, ticket_medio, ticket_ultima_compra, \
-                      loja_mais_frequente, loja_ultima_compra, cpf_valido, loja_mais_frequente_valida, \
-                      loja_ultima_compra_valida from user_purchase) t",
-    )
+/// Every row of `table` reduced to (rows, md5 of [`snapshot`]'s text): what
+/// a round trip of a big table must leave unchanged, without holding it.
+pub async fn table_checksum(deps: &Deps, table: &str, key: &str) -> (i64, String) {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "select count(*), coalesce(md5(string_agg(row_to_json(t)::text, '|' order by {key})), '') \
+         from {table} t"
+    )))
     .fetch_one(&deps.db.pool)
     .await
     .expect("checksum")
@@ -379,4 +334,174 @@ pub fn big_csv(rows: u64) -> String {
         ));
     }
     text
+}
+
+/// Puts `bytes` in the bucket as an import of a new job into `dataset`, and
+/// delivers the S3 event to the import function in-process, as the mapping
+/// would. Returns the job as it ended.
+pub async fn import_bytes_into(
+    deps: &Deps,
+    dataset: &str,
+    bytes: &[u8],
+    filename: &str,
+    options: Value,
+) -> Job {
+    let (owner, _) = deps.db.create_api_key("import test").await.unwrap();
+    let id = Uuid::new_v4();
+    let key = keys::import(id, filename);
+    deps.db
+        .create_job(NewJob {
+            id,
+            owner,
+            kind: JobKind::Import,
+            dataset: dataset.into(),
+            state: JobState::AwaitingUpload,
+            format: None,
+            options,
+            filename: Some(filename.into()),
+            object_key: Some(key.clone()),
+            declared_size: Some(bytes.len() as i64),
+            upload_id: None,
+        })
+        .await
+        .unwrap();
+    let put = deps
+        .s3
+        .client
+        .put_object()
+        .bucket(&deps.config.bucket)
+        .key(&key)
+        .body(bytes.to_vec().into())
+        .send()
+        .await
+        .unwrap();
+    let etag = put.e_tag().unwrap().trim_matches('"').to_string();
+    deliver(deps, &key, bytes.len(), &etag).await;
+    deps.db.job(id).await.unwrap().unwrap()
+}
+
+/// An S3 `ObjectCreated:Put` notification inside an SQS message, as the
+/// local event-source mapping hands it to the import function.
+pub fn s3_event(bucket: &str, key: &str, size: usize, etag: &str) -> SqsEvent {
+    let body = json!({"Records": [{"eventVersion": "2.1", "eventSource": "aws:s3", "eventName": "ObjectCreated:Put",
+        "s3": {"bucket": {"name": bucket}, "object": {"key": key, "size": size, "eTag": etag}}}]});
+    serde_json::from_value(json!({"Records": [{"messageId": Uuid::new_v4().to_string(), "body": body.to_string(), "eventSource": "aws:sqs"}]})).unwrap()
+}
+
+/// Delivers the event of an uploaded object to the import function
+/// in-process; returns how many messages it failed.
+pub async fn deliver(deps: &Deps, key: &str, size: usize, etag: &str) -> usize {
+    let r = import_worker::handle_batch(deps, s3_event(&deps.config.bucket, key, size, etag)).await;
+    r.batch_item_failures.len()
+}
+
+/// Every row of `table`, each as its JSON text, in key order: what an
+/// import must leave unchanged.
+pub async fn snapshot(deps: &Deps, table: &str, key: &str) -> Vec<String> {
+    sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "select row_to_json(t)::text from {table} t order by {key}"
+    )))
+    .fetch_all(&deps.db.pool)
+    .await
+    .unwrap()
+}
+
+// ---------------------------------------------------------------------------
+// Other spreadsheet programs
+
+/// The python of the venv `scripts/test` installs openpyxl into.
+fn readers_python() -> String {
+    std::env::var("XLPORT_READERS_PYTHON").expect(
+        "XLPORT_READERS_PYTHON is not set: run the tests through scripts/test, which installs openpyxl",
+    )
+}
+
+/// Runs `tests/readers/openpyxl_rows.py` with `args` on `xlsx` (written to a
+/// temp file); its JSON output.
+fn openpyxl(xlsx: &[u8], args: &[&str]) -> Value {
+    let file = std::env::temp_dir().join(format!("xlport-openpyxl-{}.xlsx", Uuid::new_v4()));
+    std::fs::write(&file, xlsx).unwrap();
+    let out = std::process::Command::new(readers_python())
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/readers/openpyxl_rows.py"
+        ))
+        .args(args)
+        .arg(&file)
+        .output()
+        .unwrap();
+    std::fs::remove_file(&file).ok();
+    assert!(
+        out.status.success(),
+        "openpyxl could not read the workbook: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// The workbook as openpyxl reads it: sheet names, the first sheet's frozen
+/// panes, number formats and rows (see `tests/readers/openpyxl_rows.py`).
+pub fn openpyxl_rows(xlsx: &[u8]) -> Value {
+    openpyxl(xlsx, &[])
+}
+
+/// Every sheet of the workbook as openpyxl reads it (read-only, formulas as
+/// their cached values): `(name, rows)`, each cell as text (empty for
+/// nothing, true/false, numbers with two decimals, dates as YYYY-MM-DD),
+/// without trailing empty cells.
+pub fn openpyxl_sheets(xlsx: &[u8]) -> Vec<(String, Vec<Vec<String>>)> {
+    let out = openpyxl(xlsx, &["--all-sheets"]);
+    serde_json::from_value(out["sheets"].clone()).expect("sheets as [name, rows]")
+}
+
+/// LibreOffice (`soffice --headless`, Debian's libreoffice-calc-nogui, which
+/// `scripts/test` installs) opens `xlsx` and saves it again as xlsx: its bytes.
+/// Each run gets a profile of its own (so runs do not share a lock) and at
+/// most `timeout`. Panics with soffice's output when it could not load the
+/// file: soffice exits 0 then too, so the output file is what tells.
+pub fn libreoffice_resave(xlsx: &[u8], timeout: Duration) -> Vec<u8> {
+    let dir = std::env::temp_dir().join(format!("xlport-soffice-{}", Uuid::new_v4()));
+    let (input, out_dir, profile) = (dir.join("in"), dir.join("out"), dir.join("profile"));
+    std::fs::create_dir_all(&input).unwrap();
+    let file = input.join("workbook.xlsx");
+    std::fs::write(&file, xlsx).unwrap();
+    let started = Instant::now();
+    let out = std::process::Command::new("timeout")
+        .args(["--kill-after=10", &format!("{}", timeout.as_secs().max(1))])
+        .arg("soffice")
+        .arg(format!(
+            "-env:UserInstallation=file://{}",
+            profile.display()
+        ))
+        .args([
+            "--headless",
+            "--norestore",
+            "--convert-to",
+            "xlsx",
+            "--outdir",
+        ])
+        .arg(&out_dir)
+        .arg(&file)
+        .output()
+        .expect("soffice (Debian's libreoffice-calc-nogui; scripts/test installs it)");
+    let resaved = std::fs::read(out_dir.join("workbook.xlsx"));
+    std::fs::remove_dir_all(&dir).ok();
+    match resaved {
+        Ok(bytes) if out.status.success() => {
+            eprintln!(
+                "LibreOffice re-saved {} bytes as {} in {:.1?}",
+                xlsx.len(),
+                bytes.len(),
+                started.elapsed()
+            );
+            bytes
+        }
+        _ => panic!(
+            "LibreOffice could not open the workbook (exit {:?} after {:.1?}): {} {}",
+            out.status.code(),
+            started.elapsed(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    }
 }

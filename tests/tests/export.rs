@@ -11,13 +11,19 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 use xlport_adapters::Deps;
 use xlport_adapters::postgres::{KeyId, NewJob, seed_user_purchase};
+use xlport_core::xlsx::check_conventional_zip;
 use xlport_core::{JobKind, JobState};
 use xlport_tests::{
     Stack, deps_with_fresh_db, deps_with_one_connection, download, fail_a_copy, import_bytes,
-    random_u32, user_purchase_checksum,
+    import_bytes_into, libreoffice_resave, openpyxl_rows, openpyxl_sheets, random_u32, snapshot,
+    table_checksum,
 };
 
 async fn new_export_job(deps: &Deps, format: &str, filter: Value) -> Uuid {
+    new_export_job_of(deps, "user_purchase", format, filter).await
+}
+
+async fn new_export_job_of(deps: &Deps, dataset: &str, format: &str, filter: Value) -> Uuid {
     let (owner, _) = deps.db.create_api_key("export test").await.unwrap();
     let id = Uuid::new_v4();
     deps.db
@@ -25,7 +31,7 @@ async fn new_export_job(deps: &Deps, format: &str, filter: Value) -> Uuid {
             id,
             owner: KeyId(owner.0),
             kind: JobKind::Export,
-            dataset: "user_purchase".into(),
+            dataset: dataset.into(),
             state: JobState::Queued,
             format: Some(format.into()),
             options: json!({ "filter": filter }),
@@ -114,31 +120,6 @@ fn cell_text(cell: &Data) -> String {
         }
         other => format!("{other:?}"),
     }
-}
-
-/// The workbook as openpyxl reads it (`tests/readers/openpyxl_rows.py`), run
-/// with the python of the venv `scripts/test` installs openpyxl into.
-fn openpyxl_rows(xlsx: &[u8]) -> Value {
-    let python = std::env::var("XLPORT_READERS_PYTHON").expect(
-        "XLPORT_READERS_PYTHON is not set: run the tests through scripts/test, which installs openpyxl",
-    );
-    let file = std::env::temp_dir().join(format!("xlport-openpyxl-{}.xlsx", Uuid::new_v4()));
-    std::fs::write(&file, xlsx).unwrap();
-    let out = std::process::Command::new(python)
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/readers/openpyxl_rows.py"
-        ))
-        .arg(&file)
-        .output()
-        .unwrap();
-    std::fs::remove_file(&file).ok();
-    assert!(
-        out.status.success(),
-        "openpyxl could not read the export: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 #[tokio::test]
@@ -618,7 +599,8 @@ async fn more_rows_than_a_sheet_holds_spill_into_a_second_sheet() {
     assert_eq!(done.state, JobState::Succeeded, "{:?}", done.error);
     assert_eq!(done.counts["sheets"], 2);
     let bytes = download(&deps, done.result_key.as_deref().unwrap()).await;
-    let mut book = Xlsx::new(Cursor::new(bytes)).unwrap();
+    check_conventional_zip(&bytes).unwrap_or_else(|e| panic!("not a conventional zip: {e}"));
+    let mut book = Xlsx::new(Cursor::new(bytes.clone())).unwrap();
     assert_eq!(book.sheet_names(), ["user_purchase", "user_purchase (2)"]);
     let mut seen = std::collections::HashSet::new();
     for name in book.sheet_names() {
@@ -628,10 +610,34 @@ async fn more_rows_than_a_sheet_holds_spill_into_a_second_sheet() {
         }
     }
     assert_eq!(seen.len() as u64, total);
+    drop(book);
+
+    // openpyxl, and LibreOffice (re-saved, then read with openpyxl): both
+    // sheets, every cell.
+    let want = expected_rows(&deps, "").await;
+    let names = ["user_purchase", "user_purchase (2)"];
+    let split = usize::try_from(xlport_core::export::MAX_DATA_ROWS_PER_SHEET).unwrap();
+    let expected = [sheet_as_read(&want[..split]), sheet_as_read(&want[split..])];
+    drop(want);
+    let check = |reader: &str, sheets: Vec<(String, Vec<Vec<String>>)>| {
+        assert_eq!(
+            sheets.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(),
+            names,
+            "{reader}"
+        );
+        for ((name, rows), want) in sheets.iter().zip(&expected) {
+            assert_eq!(rows.len(), want.len(), "{reader}, sheet {name}");
+            for (i, (g, w)) in rows.iter().zip(want).enumerate() {
+                assert_eq!(g, w, "{reader}, sheet {name}, row {}", i + 1);
+            }
+        }
+    };
+    check("openpyxl", openpyxl_sheets(&bytes));
+    let resaved = libreoffice_resave(&bytes, Duration::from_secs(900));
+    check("LibreOffice", openpyxl_sheets(&resaved));
 
     // Issue #12: the two-sheet export, sent back, leaves the table unchanged.
-    let before = user_purchase_checksum(&deps).await;
-    let bytes = download(&deps, done.result_key.as_deref().unwrap()).await;
+    let before = table_checksum(&deps, "user_purchase", "cpf").await;
     let back = import_bytes(
         &deps,
         &bytes,
@@ -644,5 +650,176 @@ async fn more_rows_than_a_sheet_holds_spill_into_a_second_sheet() {
     assert_eq!(back.counts["updated"], total);
     assert_eq!(back.counts["inserted"], 0);
     assert_eq!(back.counts["rejected"], 0);
-    assert_eq!(user_purchase_checksum(&deps).await, before);
+    assert_eq!(table_checksum(&deps, "user_purchase", "cpf").await, before);
+}
+
+/// The header row and `rows` as `openpyxl_sheets` shows a sheet: cells as
+/// text, trailing empty cells left out.
+fn sheet_as_read(rows: &[Vec<String>]) -> Vec<Vec<String>> {
+    let header = [
+        "CPF",
+        "PRIVATE",
+        "INCOMPLETO",
+        "DATA DA ÚLTIMA COMPRA",
+        "TICKET MÉDIO",
+        "TICKET DA ÚLTIMA COMPRA",
+        "LOJA MAIS FREQUÊNTE",
+        "LOJA DA ÚLTIMA COMPRA",
+        "CPF VÁLIDO",
+        "LOJA MAIS FREQUENTE VÁLIDA",
+        "LOJA DA ÚLTIMA COMPRA VÁLIDA",
+    ];
+    std::iter::once(header.iter().map(|h| h.to_string()).collect())
+        .chain(rows.iter().cloned())
+        .map(|mut r: Vec<String>| {
+            while r.last().is_some_and(String::is_empty) {
+                r.pop();
+            }
+            r
+        })
+        .collect()
+}
+
+/// Exports `dataset` as xlsx through the worker in-process; the file's bytes.
+async fn export_xlsx(deps: &Deps, dataset: &str) -> Vec<u8> {
+    let job = new_export_job_of(deps, dataset, "xlsx", Value::Null).await;
+    let response = export_worker::handle_batch(deps, message(job)).await;
+    assert!(response.batch_item_failures.is_empty());
+    let done = deps.db.job(job).await.unwrap().unwrap();
+    assert_eq!(done.state, JobState::Succeeded, "{:?}", done.error);
+    download(deps, done.result_key.as_deref().unwrap()).await
+}
+
+/// LibreOffice's copy goes back through the import worker into the emptied
+/// table, which must come out as it was.
+async fn resave_imports_back(deps: &Deps, dataset: &str, table: &str, key: &str, resaved: &[u8]) {
+    let before = snapshot(deps, table, key).await;
+    sqlx::query(sqlx::AssertSqlSafe(format!("truncate {table}")))
+        .execute(&deps.db.pool)
+        .await
+        .unwrap();
+    let job = import_bytes_into(
+        deps,
+        dataset,
+        resaved,
+        "resaved-by-libreoffice.xlsx",
+        json!({"conflict_policy": "upsert", "dry_run": false}),
+    )
+    .await;
+    assert_eq!(job.state, JobState::Succeeded, "{:?}", job.error);
+    assert_eq!(job.counts["inserted"], before.len(), "{}", job.counts);
+    assert_eq!(job.counts["rejected"], 0, "{}", job.counts);
+    let after = snapshot(deps, table, key).await;
+    assert_eq!(after.len(), before.len());
+    for (a, b) in after.iter().zip(&before) {
+        assert_eq!(a, b, "a row changed on the way through LibreOffice");
+    }
+}
+
+/// LibreOffice 7.4 could not load exports written as Zip64 (issue #17): a
+/// small export is a conventional zip, opens in openpyxl and LibreOffice
+/// with every cell as the table has it, and LibreOffice's re-saved copy
+/// imports back into the table unchanged.
+#[tokio::test]
+async fn libreoffice_and_openpyxl_open_a_small_export_that_imports_back() {
+    let (deps, _db) = deps_with_fresh_db().await;
+    seed_user_purchase(&deps.db.pool, 300, 5).await.unwrap();
+    let bytes = export_xlsx(&deps, "user_purchase").await;
+    check_conventional_zip(&bytes).unwrap_or_else(|e| panic!("not a conventional zip: {e}"));
+    let want = vec![(
+        "user_purchase".to_string(),
+        sheet_as_read(&expected_rows(&deps, "").await),
+    )];
+    assert_eq!(openpyxl_sheets(&bytes), want, "openpyxl");
+    let resaved = libreoffice_resave(&bytes, Duration::from_secs(180));
+    assert_eq!(openpyxl_sheets(&resaved), want, "LibreOffice");
+    resave_imports_back(&deps, "user_purchase", "user_purchase", "cpf", &resaved).await;
+}
+
+/// Columns of the wide dataset: a key and 39 text columns.
+const WIDE_COLUMNS: usize = 40;
+
+/// A dataset of text columns, and its table in the test's own database.
+async fn wide_dataset(deps: &mut Deps) {
+    let mut toml = format!(
+        "{}\n[[dataset]]\nname = \"wide_rows\"\ntable = \"wide_rows\"\nkey = \"id\"\nsheet_name = \"wide rows\"\n\
+         [[dataset.column]]\nname = \"id\"\nheader = \"ID\"\ntype = \"text\"\nnullable = false\n",
+        xlport_core::dataset::BUILTIN_DATASETS
+    );
+    let mut ddl = String::from("create table wide_rows (id text primary key");
+    for c in 1..WIDE_COLUMNS {
+        toml.push_str(&format!(
+            "[[dataset.column]]\nname = \"c{c:02}\"\nheader = \"TEXT {c:02}\"\ntype = \"text\"\nnullable = true\n"
+        ));
+        ddl.push_str(&format!(", c{c:02} text"));
+    }
+    ddl.push(')');
+    deps.datasets = std::sync::Arc::new(xlport_core::Datasets::parse(&toml, "wide test").unwrap());
+    sqlx::query(sqlx::AssertSqlSafe(ddl))
+        .execute(&deps.db.pool)
+        .await
+        .unwrap();
+}
+
+/// The text of row `r`, column `c` of the wide table: long, escaped in XML,
+/// formula-like, accented, multi-line; `None` (NULL) now and then.
+fn wide_cell(r: usize, c: usize) -> Option<String> {
+    let formulas = ["=1+1", "+A1", "@SUM(1)", "-2+3"];
+    match (r + c) % 9 {
+        0 => None,
+        1 => Some(formulas[(r + c) % formulas.len()].to_string()),
+        2 => Some(format!("linha {r}\nsegunda linha\tcom tab")),
+        _ if r == 0 && c == 3 => Some("ção & <b> \"aspas\" ".repeat(1_500).trim().to_string()),
+        _ => Some(
+            format!("r{r}c{c} ação & <tag> \"q\" 'a' =SUM(A1) ")
+                .repeat(25)
+                .trim()
+                .to_string(),
+        ),
+    }
+}
+
+/// A wide export (40 text columns of up to 30,000 characters, escaped and
+/// formula-like text) opens in openpyxl and LibreOffice cell for cell, and
+/// LibreOffice's copy imports back into the table unchanged.
+#[tokio::test]
+async fn libreoffice_and_openpyxl_open_a_wide_export_that_imports_back() {
+    let (mut deps, _db) = deps_with_fresh_db().await;
+    wide_dataset(&mut deps).await;
+    let rows = 120;
+    let mut want = vec![
+        std::iter::once("ID".to_string())
+            .chain((1..WIDE_COLUMNS).map(|c| format!("TEXT {c:02}")))
+            .collect::<Vec<_>>(),
+    ];
+    let columns: Vec<String> = (1..WIDE_COLUMNS).map(|c| format!("c{c:02}")).collect();
+    let placeholders: Vec<String> = (2..=WIDE_COLUMNS).map(|i| format!("${i}")).collect();
+    let insert = format!(
+        "insert into wide_rows (id, {}) values ($1, {})",
+        columns.join(", "),
+        placeholders.join(", ")
+    );
+    for r in 0..rows {
+        let id = format!("row {r:04}");
+        let cells: Vec<Option<String>> = (1..WIDE_COLUMNS).map(|c| wide_cell(r, c)).collect();
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(insert.clone())).bind(&id);
+        for cell in &cells {
+            q = q.bind(cell.clone());
+        }
+        q.execute(&deps.db.pool).await.unwrap();
+        let mut row: Vec<String> = std::iter::once(id)
+            .chain(cells.into_iter().map(Option::unwrap_or_default))
+            .collect();
+        while row.last().is_some_and(String::is_empty) {
+            row.pop();
+        }
+        want.push(row);
+    }
+    let bytes = export_xlsx(&deps, "wide_rows").await;
+    check_conventional_zip(&bytes).unwrap_or_else(|e| panic!("not a conventional zip: {e}"));
+    let want = vec![("wide rows".to_string(), want)];
+    assert_eq!(openpyxl_sheets(&bytes), want, "openpyxl");
+    let resaved = libreoffice_resave(&bytes, Duration::from_secs(180));
+    assert_eq!(openpyxl_sheets(&resaved), want, "LibreOffice");
+    resave_imports_back(&deps, "wide_rows", "wide_rows", "id", &resaved).await;
 }

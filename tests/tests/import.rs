@@ -16,6 +16,7 @@ use xlport_core::job::{Job, keys};
 use xlport_core::{JobKind, JobState};
 use xlport_tests::{
     Stack, big_csv, curl_upload, deliver, deps_with_fresh_db, download, import_bytes,
+    libreoffice_resave, openpyxl_sheets, snapshot,
 };
 
 const SPEC_TXT: &str = "CPF                PRIVATE     INCOMPLETO  DATA DA ÚLTIMA COMPRA TICKET MÉDIO          TICKET DA ÚLTIMA COMPRA LOJA MAIS FREQUÊNTE     LOJA DA ÚLTIMA COMPRA\n\
@@ -620,6 +621,124 @@ fn report_rows(bytes: Vec<u8>) -> Vec<std::collections::HashMap<String, String>>
             .collect()
     })
     .collect()
+}
+
+/// The error report of rows with formula-like cells (`=1+1`, `+A1`,
+/// `@SUM(1)`, `-2+3`) and long ones is a conventional zip that openpyxl and
+/// LibreOffice open with every cell as text; LibreOffice's re-saved copy,
+/// uploaded again, rejects the same rows for the same reasons and leaves the
+/// table as it was.
+#[tokio::test]
+async fn libreoffice_and_openpyxl_open_the_error_report_and_its_resave_imports() {
+    let (deps, _db) = deps_with_fresh_db().await;
+    let long = "ação & <b> 'x' > y ".repeat(1_500);
+    let long = long.trim();
+    let mut csv = String::from(
+        "CPF;PRIVATE;INCOMPLETO;DATA DA ÚLTIMA COMPRA;TICKET MÉDIO;TICKET DA ÚLTIMA COMPRA;LOJA MAIS FREQUÊNTE;LOJA DA ÚLTIMA COMPRA\n\
+         041.091.641-25;0;0;2020-01-31;1,00;;;\n",
+    );
+    // Each rejected row, as its decoded cells.
+    let mut rejected: Vec<Vec<String>> = Vec::new();
+    for i in 0..20 {
+        let rows = [
+            vec!["=1+1", "+A1", "@SUM(1)", "-2+3", long, "", "", ""],
+            vec![
+                "529.982.247-25",
+                "+A1",
+                "0",
+                "2020-01-31",
+                "-2+3",
+                "@SUM(1)",
+                "=1+1",
+                "",
+            ],
+            vec!["111.444.777-35", "0", "1", long, "", "", "", "=1+1"],
+        ];
+        for cells in rows {
+            let mut cells: Vec<String> = cells.into_iter().map(str::to_string).collect();
+            cells[5] = if cells[5].is_empty() {
+                format!("he said \"{i}\"")
+            } else {
+                cells[5].clone()
+            };
+            let quoted: Vec<String> = cells
+                .iter()
+                .map(|c| format!("\"{}\"", c.replace('"', "\"\"")))
+                .collect();
+            csv.push_str(&quoted.join(";"));
+            csv.push('\n');
+            rejected.push(cells);
+        }
+    }
+    let job = import_bytes(&deps, csv.as_bytes(), "formulas.csv", upsert()).await;
+    assert_eq!(job.state, JobState::Succeeded, "{:?}", job.error);
+    assert_eq!(count(&job, "inserted"), 1);
+    assert_eq!(count(&job, "rejected"), rejected.len() as u64);
+    let report = download(&deps, &keys::error_report(job.id)).await;
+    xlport_core::xlsx::check_conventional_zip(&report)
+        .unwrap_or_else(|e| panic!("not a conventional zip: {e}"));
+
+    // What xlport's own reader sees is the reference: the reason, the
+    // detail, the CSV line and the row's cells, as the CSV had them.
+    let ours = report_rows(report.clone());
+    assert_eq!(ours.len(), rejected.len());
+    let headers = [
+        "CPF",
+        "PRIVATE",
+        "INCOMPLETO",
+        "DATA DA ÚLTIMA COMPRA",
+        "TICKET MÉDIO",
+        "TICKET DA ÚLTIMA COMPRA",
+        "LOJA MAIS FREQUÊNTE",
+        "LOJA DA ÚLTIMA COMPRA",
+    ];
+    let mut want = vec![
+        ["xlport reason", "xlport detail", "xlport row"]
+            .iter()
+            .chain(&headers)
+            .map(|s| s.to_string())
+            .collect::<Vec<_>>(),
+    ];
+    for (i, (row, cells)) in ours.iter().zip(&rejected).enumerate() {
+        assert_eq!(row["xlport row"], (i + 3).to_string(), "the CSV line");
+        let got: Vec<String> = headers.iter().map(|h| row[*h].clone()).collect();
+        assert_eq!(got, cells[..], "row {}", i + 3);
+        let mut read: Vec<String> = vec![
+            row["xlport reason"].clone(),
+            row["xlport detail"].clone(),
+            format!("{}.00", i + 3),
+        ];
+        read.extend(cells.iter().cloned());
+        while read.last().is_some_and(String::is_empty) {
+            read.pop();
+        }
+        want.push(read);
+    }
+    let want = vec![("rejected rows".to_string(), want)];
+    assert_eq!(openpyxl_sheets(&report), want, "openpyxl");
+    let resaved = libreoffice_resave(&report, Duration::from_secs(180));
+    assert_eq!(openpyxl_sheets(&resaved), want, "LibreOffice");
+
+    // Uploaded again as it is: the same rows fail for the same reasons, the
+    // table does not move.
+    let before = snapshot(&deps, "user_purchase", "cpf").await;
+    let again = import_bytes(&deps, &resaved, "errors-resaved.xlsx", upsert()).await;
+    assert_eq!(again.state, JobState::Succeeded, "{:?}", again.error);
+    assert_eq!(
+        count(&again, "rejected"),
+        rejected.len() as u64,
+        "{}",
+        again.counts
+    );
+    assert_eq!(count(&again, "inserted") + count(&again, "updated"), 0);
+    assert_eq!(snapshot(&deps, "user_purchase", "cpf").await, before);
+    let reasons = |rows: &[std::collections::HashMap<String, String>]| {
+        rows.iter()
+            .map(|r| r["xlport reason"].clone())
+            .collect::<Vec<_>>()
+    };
+    let second = report_rows(download(&deps, &keys::error_report(again.id)).await);
+    assert_eq!(reasons(&second), reasons(&ours));
 }
 
 fn first_report_row(bytes: Vec<u8>) -> std::collections::HashMap<String, String> {

@@ -11,9 +11,18 @@ use rust_xlsxwriter::{ExcelDateTime, Format, FormatAlign, Workbook, XlsxError};
 use serde::{Deserialize, Serialize};
 
 use crate::dataset::{ColumnType, Dataset};
+use crate::xlsx::{
+    MAX_SHEET_XML_BYTES, NUMBER_CELL_XML_BOUND, ROW_XML_BOUND, SheetXmlBudget,
+    string_cell_xml_bound,
+};
 
-/// Excel's last row is 1,048,576; one is the header.
+/// Excel's last row is 1,048,576 (ECMA-376 Part 1, 18.3.1.73: `r` of a `row`
+/// is at most 1,048,576 in Excel; LibreOffice 7.4 has the same limit); one is
+/// the header.
 pub const MAX_DATA_ROWS_PER_SHEET: u32 = 1_048_575;
+
+/// Characters a CPF or CNPJ mask adds to a value: 3 for a CPF, 4 for a CNPJ.
+const MASK_GROWTH: u64 = 4;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -340,6 +349,12 @@ fn iso_date(s: &str) -> Option<ExcelDateTime> {
 }
 
 /// Streams rows into a workbook of constant-memory worksheets.
+///
+/// A sheet ends at Excel's row limit ([`MAX_DATA_ROWS_PER_SHEET`]) or before
+/// its XML could pass [`MAX_SHEET_XML_BYTES`], whichever comes first, and the
+/// rows go on in a sheet named `NAME (2)`, `NAME (3)`...: so every zip entry
+/// stays under 4 GiB and the file is a conventional zip with no Zip64 records
+/// (see [`crate::xlsx`]), which every spreadsheet program opens.
 pub struct XlsxExport {
     workbook: Workbook,
     columns: Vec<OutColumn>,
@@ -352,17 +367,32 @@ pub struct XlsxExport {
     rows_in_sheet: u32,
     rows: u64,
     fields: usize,
+    budget: SheetXmlBudget,
 }
 
 impl XlsxExport {
     /// `tmp_dir` holds the library's per-sheet temp files (about 300 MB per
     /// million rows of user_purchase); `compression` is the zip level (1..=9).
+    /// Sheets take at most [`MAX_SHEET_XML_BYTES`] of XML each.
     pub fn new(dataset: &Dataset, tmp_dir: &Path, compression: u8) -> Result<Self, ExportError> {
+        Self::with_sheet_xml_limit(dataset, tmp_dir, compression, MAX_SHEET_XML_BYTES)
+    }
+
+    /// As [`XlsxExport::new`], with sheets of at most `max_sheet_xml_bytes`
+    /// bytes of XML (an upper bound, counted as rows are written; a single
+    /// row larger than that still goes into a sheet of its own). Production
+    /// uses [`MAX_SHEET_XML_BYTES`]; tests set it small to see the split.
+    pub fn with_sheet_xml_limit(
+        dataset: &Dataset,
+        tmp_dir: &Path,
+        compression: u8,
+        max_sheet_xml_bytes: u64,
+    ) -> Result<Self, ExportError> {
         let mut workbook = Workbook::new();
         workbook.set_tempdir(tmp_dir)?;
         workbook.set_zip_compression_level(compression.clamp(1, 9));
-        // Sheets of a billion cells pass 4 GiB uncompressed.
-        workbook.use_zip_large_file(true);
+        // No `use_zip_large_file`: that writes every entry as Zip64, which
+        // LibreOffice cannot open. Sheets are split before 4 GiB instead.
         let columns = out_columns(dataset);
         let mut export = XlsxExport {
             workbook,
@@ -382,6 +412,7 @@ impl XlsxExport {
             sheet_index: 0,
             rows_in_sheet: 0,
             rows: 0,
+            budget: SheetXmlBudget::new(max_sheet_xml_bytes),
         };
         export.add_sheet()?;
         Ok(export)
@@ -416,7 +447,34 @@ impl XlsxExport {
         sheet.set_freeze_panes(1, 0)?;
         self.sheet_index = number - 1;
         self.rows_in_sheet = 0;
+        self.budget.start_sheet(self.columns.len());
+        let header = ROW_XML_BOUND
+            + self
+                .columns
+                .iter()
+                .map(|c| string_cell_xml_bound(&c.header))
+                .sum::<u64>();
+        self.budget.add(header);
         Ok(())
+    }
+
+    /// Bytes of XML the row of `fields` can take, at most, whatever cell
+    /// types they are written as (masks add up to [`MASK_GROWTH`] characters).
+    fn row_xml_bound(&self, fields: &[Option<std::borrow::Cow<'_, str>>]) -> u64 {
+        let mut bytes = ROW_XML_BOUND;
+        for (field, col) in fields.iter().zip(&self.columns) {
+            let Some(v) = field else { continue };
+            bytes += match col.kind {
+                ColumnType::Boolean => NUMBER_CELL_XML_BOUND,
+                ColumnType::Cpf | ColumnType::Cnpj => string_cell_xml_bound(v) + MASK_GROWTH,
+                // Written as a number when it parses, as text otherwise.
+                ColumnType::Date | ColumnType::Decimal => {
+                    string_cell_xml_bound(v).max(NUMBER_CELL_XML_BOUND)
+                }
+                ColumnType::Text => string_cell_xml_bound(v),
+            };
+        }
+        bytes
     }
 
     /// Writes one row of COPY text fields (stored columns, then validity flags).
@@ -431,9 +489,13 @@ impl XlsxExport {
                 got: fields.len(),
             });
         }
-        if self.rows_in_sheet == MAX_DATA_ROWS_PER_SHEET {
+        let row_bytes = self.row_xml_bound(fields);
+        if self.rows_in_sheet == MAX_DATA_ROWS_PER_SHEET
+            || (self.rows_in_sheet > 0 && !self.budget.fits(row_bytes))
+        {
             self.add_sheet()?;
         }
+        self.budget.add(row_bytes);
         let row = self.rows_in_sheet + 1;
         // Field-by-field borrows: the sheet from the workbook, formats beside it.
         let sheet = self.workbook.worksheet_from_index(self.sheet_index)?;
@@ -683,6 +745,164 @@ mod tests {
         assert_eq!(
             lines.next().unwrap(),
             "990.999.999-66,0,1,2013-05-22,399.00,-1.50,79.379.491/0008-50,,0,1,"
+        );
+    }
+
+    /// A dataset of `n` text columns `c01..`, keyed by the first.
+    fn text_dataset(n: usize) -> Dataset {
+        let mut toml = String::from(
+            "[[dataset]]\nname = \"wide\"\ntable = \"wide\"\nkey = \"c01\"\nsheet_name = \"wide\"\n",
+        );
+        for i in 1..=n {
+            toml.push_str(&format!(
+                "[[dataset.column]]\nname = \"c{i:02}\"\nheader = \"C{i:02}\"\ntype = \"text\"\nnullable = {}\n",
+                i > 1
+            ));
+        }
+        Datasets::parse(&toml, "test")
+            .unwrap()
+            .get("wide")
+            .unwrap()
+            .clone()
+    }
+
+    /// The uncompressed size of each worksheet part, in sheet order.
+    fn sheet_part_sizes(xlsx: &[u8]) -> Vec<u64> {
+        let mut zip = zip::ZipArchive::new(std::io::Cursor::new(xlsx)).unwrap();
+        let mut sizes = Vec::new();
+        for n in 1.. {
+            match zip.by_name(&format!("xl/worksheets/sheet{n}.xml")) {
+                Ok(f) => sizes.push(f.size()),
+                Err(_) => break,
+            }
+        }
+        sizes
+    }
+
+    fn user_purchase_line(i: u64) -> String {
+        format!(
+            "{:011}\tf\tt\t2013-05-{:02}\t{i}.50\t-1.50\t79379491000850\t\\N\tf\tt\t\\N",
+            10_000_000_000u64 + i,
+            1 + i % 28
+        )
+    }
+
+    #[test]
+    fn an_xlsx_export_is_a_conventional_zip() {
+        let dir = std::env::temp_dir();
+        let mut x = XlsxExport::new(&up(), &dir, 6).unwrap();
+        for i in 0..500 {
+            x.write_row(&row(&user_purchase_line(i))).unwrap();
+        }
+        assert_eq!(x.sheets(), 1);
+        let mut out = Vec::new();
+        x.finish(&mut out).unwrap();
+        let zip = crate::xlsx::check_conventional_zip(&out).unwrap_or_else(|e| panic!("{e}"));
+        assert!(zip.names.iter().any(|n| n == "xl/worksheets/sheet1.xml"));
+        // Written as a stream (into an S3 multipart upload): every entry has
+        // its sizes in a data descriptor.
+        assert_eq!(zip.with_data_descriptor, zip.names.len());
+    }
+
+    #[test]
+    fn a_wide_export_starts_a_new_sheet_before_the_byte_limit() {
+        let limit = 256 * 1024;
+        let d = text_dataset(30);
+        let dir = std::env::temp_dir();
+        let mut x = XlsxExport::with_sheet_xml_limit(&d, &dir, 1, limit).unwrap();
+        // 30 cells of ~400 bytes, some of them escaped: ~12 KB a row, so the
+        // byte limit, not the row limit, ends each sheet.
+        let rows = 100u64;
+        let mut want = Vec::new();
+        for i in 0..rows {
+            let cells: Vec<String> = (0..30)
+                .map(|c| match c {
+                    0 => format!("key {i:04}"),
+                    1 => "=1+1 & <b> \"q\" _x0041_ ".repeat(10),
+                    _ => format!("{c}:{i}:").repeat(50),
+                })
+                .collect();
+            let fields: Vec<Option<Cow<'_, str>>> = cells
+                .iter()
+                .map(|c| Some(Cow::Borrowed(c.as_str())))
+                .collect();
+            x.write_row(&fields).unwrap();
+            want.push(cells);
+        }
+        let sheets = x.sheets();
+        assert!(sheets >= 4, "{sheets} sheets");
+        let mut out = Vec::new();
+        x.finish(&mut out).unwrap();
+        crate::xlsx::check_conventional_zip(&out).unwrap_or_else(|e| panic!("{e}"));
+        let sizes = sheet_part_sizes(&out);
+        assert_eq!(sizes.len(), sheets);
+        for (n, size) in sizes.iter().enumerate() {
+            assert!(*size <= limit, "sheet {} has {size} bytes of XML", n + 1);
+        }
+        // Full sheets: the split wastes less than a row or two of the budget.
+        assert!(sizes[0] > limit / 2, "{sizes:?}");
+
+        // Every row once, in order, under the header of each sheet.
+        let mut book =
+            calamine::open_workbook_from_rs::<calamine::Xlsx<_>, _>(std::io::Cursor::new(out))
+                .unwrap();
+        use calamine::Reader;
+        let names = book.sheet_names();
+        assert_eq!(names[0], "wide");
+        assert_eq!(names[1], "wide (2)");
+        let mut got = Vec::new();
+        for name in names {
+            let range = book.worksheet_range(&name).unwrap();
+            let mut it = range.rows();
+            assert_eq!(it.next().unwrap()[0].to_string(), "C01");
+            got.extend(it.map(|r| r.iter().map(|c| c.to_string()).collect::<Vec<_>>()));
+        }
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn the_sheet_xml_bound_holds_for_text_that_escapes() {
+        let d = text_dataset(6);
+        let dir = std::env::temp_dir();
+        let mut x = XlsxExport::new(&d, &dir, 1).unwrap();
+        // Each of these grows when rust_xlsxwriter escapes it: control
+        // characters to _xHHHH_ (7x), literal _xHHHH_ gets _x005F, & < >,
+        // U+FFFE, white space at the ends (xml:space), long numbers.
+        let nasty = [
+            "\u{1}\u{2}\u{1f}\u{b}".repeat(200),
+            "_x0041__xFFFF_".repeat(100),
+            "&&<<>>\"'".repeat(100),
+            "\u{fffe}\u{ffff}".repeat(100),
+            " padded ".to_string(),
+            "-2.2250738585072014e-308".to_string(),
+        ];
+        let fields: Vec<Option<Cow<'_, str>>> = nasty
+            .iter()
+            .map(|c| Some(Cow::Borrowed(c.as_str())))
+            .collect();
+        for _ in 0..50 {
+            x.write_row(&fields).unwrap();
+        }
+        let bound = x.budget.used();
+        let mut out = Vec::new();
+        x.finish(&mut out).unwrap();
+        let actual = sheet_part_sizes(&out)[0];
+        assert!(actual <= bound, "{actual} bytes of XML, bounded by {bound}");
+
+        // Plain user_purchase rows: the bound is not far off, so sheets are
+        // not split much earlier than they need.
+        let mut x = XlsxExport::new(&up(), &dir, 1).unwrap();
+        for i in 0..2_000 {
+            x.write_row(&row(&user_purchase_line(i))).unwrap();
+        }
+        let bound = x.budget.used();
+        let mut out = Vec::new();
+        x.finish(&mut out).unwrap();
+        let actual = sheet_part_sizes(&out)[0];
+        assert!(actual <= bound, "{actual} bytes of XML, bounded by {bound}");
+        assert!(
+            bound < 4 * actual,
+            "{actual} bytes of XML, bounded by {bound}"
         );
     }
 

@@ -13,6 +13,7 @@ pub mod message;
 pub mod ports;
 pub mod report;
 pub mod sample;
+pub mod xlsx;
 
 pub use dataset::{Column, ColumnType, Dataset, Datasets};
 pub use job::{JobKind, JobState};

@@ -34,6 +34,10 @@ use crate::decode::{
     REPORT_SHEET_HEADER, is_report_header,
 };
 use crate::export::MAX_DATA_ROWS_PER_SHEET;
+use crate::xlsx::{
+    MAX_SHEET_XML_BYTES, NUMBER_CELL_XML_BOUND, ROW_XML_BOUND, SheetXmlBudget,
+    string_cell_xml_bound,
+};
 
 /// Excel's limit on the characters of one cell (Excel specifications and
 /// limits: "Total number of characters that a cell can contain: 32,767").
@@ -146,11 +150,24 @@ pub struct ReportWriter {
     rows_in_sheet: u32,
     sheets: usize,
     rows: u64,
+    /// Bytes of XML the current sheet can take: a sheet ends before a zip
+    /// entry could need Zip64 (see [`crate::xlsx`]).
+    budget: SheetXmlBudget,
 }
 
 impl ReportWriter {
     /// `tmp_dir` holds the library's per-sheet temp files.
     pub fn new(layout: ReportLayout, tmp_dir: &Path) -> Result<Self, XlsxError> {
+        Self::with_sheet_xml_limit(layout, tmp_dir, MAX_SHEET_XML_BYTES)
+    }
+
+    /// As [`ReportWriter::new`], with sheets of at most `max_sheet_xml_bytes`
+    /// of XML (tests set it small to see the split).
+    pub fn with_sheet_xml_limit(
+        layout: ReportLayout,
+        tmp_dir: &Path,
+        max_sheet_xml_bytes: u64,
+    ) -> Result<Self, XlsxError> {
         let mut workbook = Workbook::new();
         workbook.set_tempdir(tmp_dir)?;
         workbook.set_zip_compression_level(3);
@@ -176,6 +193,7 @@ impl ReportWriter {
             rows_in_sheet: 0,
             sheets: 0,
             rows: 0,
+            budget: SheetXmlBudget::new(max_sheet_xml_bytes),
         };
         writer.add_sheet()?;
         Ok(writer)
@@ -224,14 +242,43 @@ impl ReportWriter {
         sheet.set_column_width(1, 60)?;
         sheet.set_freeze_panes(1, 0)?;
         self.rows_in_sheet = 0;
+        self.budget.start_sheet(headers.len());
+        self.budget.add(
+            ROW_XML_BOUND
+                + headers
+                    .iter()
+                    .map(|h| string_cell_xml_bound(h))
+                    .sum::<u64>(),
+        );
         Ok(())
+    }
+
+    /// Bytes of XML `row` can take, at most.
+    fn row_xml_bound(&self, row: &ReportRow<'_>) -> u64 {
+        let cell = |c: &StoredCell| match c {
+            StoredCell::Empty => 0,
+            StoredCell::Text(s) => string_cell_xml_bound(s),
+            StoredCell::Error { error } => string_cell_xml_bound(error),
+            _ => NUMBER_CELL_XML_BOUND,
+        };
+        ROW_XML_BOUND
+            + string_cell_xml_bound(row.reason)
+            + string_cell_xml_bound(row.message)
+            + row.sheet.map_or(0, string_cell_xml_bound)
+            + NUMBER_CELL_XML_BOUND
+            + row.record.map_or(0, string_cell_xml_bound)
+            + row.cells.iter().map(cell).sum::<u64>()
     }
 
     /// Appends one rejected row (in file order).
     pub fn write_row(&mut self, row: &ReportRow<'_>) -> Result<(), XlsxError> {
-        if self.rows_in_sheet == MAX_DATA_ROWS_PER_SHEET {
+        let bytes = self.row_xml_bound(row);
+        if self.rows_in_sheet == MAX_DATA_ROWS_PER_SHEET
+            || (self.rows_in_sheet > 0 && !self.budget.fits(bytes))
+        {
             self.add_sheet()?;
         }
+        self.budget.add(bytes);
         self.rows_in_sheet += 1;
         self.rows += 1;
         let r = self.rows_in_sheet;
@@ -643,6 +690,61 @@ mod tests {
         let (_, again, accepted) = import(&sent.0);
         assert!(again.is_empty(), "{again:?}");
         assert_eq!(accepted, 2);
+    }
+
+    #[test]
+    fn the_report_is_a_conventional_zip_and_splits_by_bytes() {
+        use crate::xlsx::check_conventional_zip;
+        let long = "long & <escaped> \"text\" _x0041_ ".repeat(60);
+        let cells: Vec<StoredCell> = ["=1+1", "+A1", "@SUM(1)", "-2+3", long.as_str()]
+            .iter()
+            .map(|s| StoredCell::Text((*s).into()))
+            .collect();
+        let write = |limit: u64, rows: usize| {
+            let layout = ReportLayout {
+                header: vec!["A".into(), "B".into(), "C".into(), "D".into(), "E".into()],
+                ..ReportLayout::default()
+            };
+            let mut w =
+                ReportWriter::with_sheet_xml_limit(layout, &std::env::temp_dir(), limit).unwrap();
+            for i in 0..rows {
+                w.write_row(&ReportRow {
+                    sheet: None,
+                    row_number: i as u64 + 2,
+                    reason: "malformed_cpf",
+                    message: "CPF `=1+1` & <more>",
+                    cells: &cells,
+                    failed_field: Some(0),
+                    record: None,
+                })
+                .unwrap();
+            }
+            let mut out = Vec::new();
+            w.finish(&mut out).unwrap();
+            out
+        };
+        let one = write(MAX_SHEET_XML_BYTES, 50);
+        let zip = check_conventional_zip(&one).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(zip.with_data_descriptor, zip.names.len());
+        let limit = 128 * 1024;
+        let split = write(limit, 200);
+        let zip = check_conventional_zip(&split).unwrap_or_else(|e| panic!("{e}"));
+        assert!(zip.largest_uncompressed <= limit, "{zip:?}");
+        use calamine::{Reader, Xlsx};
+        let mut book = Xlsx::new(std::io::Cursor::new(split)).unwrap();
+        let names = book.sheet_names();
+        assert!(names.len() >= 4, "{names:?}");
+        assert_eq!(names[1], "rejected rows (2)");
+        let mut rows = 0;
+        for name in names.iter().filter(|n| n.starts_with("rejected rows")) {
+            let range = book.worksheet_range(name).unwrap();
+            assert_eq!(range.get((0, 0)).unwrap().to_string(), "xlport reason");
+            for r in range.rows().skip(1) {
+                assert_eq!(r[3].to_string(), "=1+1", "text, never a formula");
+                rows += 1;
+            }
+        }
+        assert_eq!(rows, 200, "every row once");
     }
 
     #[test]
