@@ -753,7 +753,8 @@ async fn wide_dataset(deps: &mut Deps) {
         ));
         ddl.push_str(&format!(", c{c:02} text"));
     }
-    ddl.push(')');
+    // The bookkeeping every imported table carries (as user_purchase does).
+    ddl.push_str(", last_job_id uuid, updated_at timestamptz not null default now())");
     deps.datasets = std::sync::Arc::new(xlport_core::Datasets::parse(&toml, "wide test").unwrap());
     sqlx::query(sqlx::AssertSqlSafe(ddl))
         .execute(&deps.db.pool)
