@@ -5,7 +5,7 @@
 //! in-process tests get a fresh database each.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -441,6 +441,29 @@ fn openpyxl(xlsx: &[u8], args: &[&str]) -> Value {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
+/// Every sheet of the workbook as openpyxl reads it, typed
+/// (`tests/readers/openpyxl_cells.py`): `{"sheets": [[name, rows]]}`, a cell
+/// `null`, `{"s"}`, `{"n"}`, `{"b"}` or `{"serial"}` (a date or time).
+pub fn openpyxl_typed(xlsx: &[u8]) -> Value {
+    let file = std::env::temp_dir().join(format!("xlport-openpyxl-{}.xlsx", Uuid::new_v4()));
+    std::fs::write(&file, xlsx).unwrap();
+    let out = std::process::Command::new(readers_python())
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/readers/openpyxl_cells.py"
+        ))
+        .arg(&file)
+        .output()
+        .unwrap();
+    std::fs::remove_file(&file).ok();
+    assert!(
+        out.status.success(),
+        "openpyxl could not read the workbook: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 /// The workbook as openpyxl reads it: sheet names, the first sheet's frozen
 /// panes, number formats and rows (see `tests/readers/openpyxl_rows.py`).
 pub fn openpyxl_rows(xlsx: &[u8]) -> Value {
@@ -458,48 +481,66 @@ pub fn openpyxl_sheets(xlsx: &[u8]) -> Vec<(String, Vec<Vec<String>>)> {
 
 /// LibreOffice (`soffice --headless`, Debian's libreoffice-calc-nogui, which
 /// `scripts/test` installs) opens `xlsx` and saves it again as xlsx: its bytes.
-/// Each run gets a profile of its own (so runs do not share a lock) and at
-/// most `timeout`. Panics with soffice's output when it could not load the
-/// file: soffice exits 0 then too, so the output file is what tells.
+/// See [`libreoffice_convert`].
 pub fn libreoffice_resave(xlsx: &[u8], timeout: Duration) -> Vec<u8> {
+    libreoffice_convert(xlsx, "workbook.xlsx", None, timeout)
+}
+
+/// LibreOffice opens `bytes` as the file `name` (with the import filter
+/// `infilter` when given, e.g. `CSV:59,34,76,1,,1046,false,true` for a `;`
+/// UTF-8 CSV read in pt-BR) and saves it as xlsx: its bytes. Each run gets a
+/// profile of its own (so runs do not share a lock) and at most `timeout`.
+/// Panics with soffice's output when it could not load the file: soffice
+/// exits 0 then too, so the output file is what tells.
+pub fn libreoffice_convert(
+    bytes: &[u8],
+    name: &str,
+    infilter: Option<&str>,
+    timeout: Duration,
+) -> Vec<u8> {
     let dir = std::env::temp_dir().join(format!("xlport-soffice-{}", Uuid::new_v4()));
     let (input, out_dir, profile) = (dir.join("in"), dir.join("out"), dir.join("profile"));
     std::fs::create_dir_all(&input).unwrap();
-    let file = input.join("workbook.xlsx");
-    std::fs::write(&file, xlsx).unwrap();
+    let file = input.join(name);
+    std::fs::write(&file, bytes).unwrap();
+    let stem = Path::new(name)
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("workbook")
+        .to_owned();
     let started = Instant::now();
-    let out = std::process::Command::new("timeout")
+    let mut command = std::process::Command::new("timeout");
+    command
         .args(["--kill-after=10", &format!("{}", timeout.as_secs().max(1))])
         .arg("soffice")
         .arg(format!(
             "-env:UserInstallation=file://{}",
             profile.display()
         ))
-        .args([
-            "--headless",
-            "--norestore",
-            "--convert-to",
-            "xlsx",
-            "--outdir",
-        ])
+        .args(["--headless", "--norestore"]);
+    if let Some(filter) = infilter {
+        command.arg(format!("--infilter={filter}"));
+    }
+    let out = command
+        .args(["--convert-to", "xlsx", "--outdir"])
         .arg(&out_dir)
         .arg(&file)
         .output()
         .expect("soffice (Debian's libreoffice-calc-nogui; scripts/test installs it)");
-    let resaved = std::fs::read(out_dir.join("workbook.xlsx"));
+    let converted = std::fs::read(out_dir.join(format!("{stem}.xlsx")));
     std::fs::remove_dir_all(&dir).ok();
-    match resaved {
-        Ok(bytes) if out.status.success() => {
+    match converted {
+        Ok(xlsx) if out.status.success() => {
             eprintln!(
-                "LibreOffice re-saved {} bytes as {} in {:.1?}",
-                xlsx.len(),
+                "LibreOffice saved {} bytes of {name} as {} bytes of xlsx in {:.1?}",
                 bytes.len(),
+                xlsx.len(),
                 started.elapsed()
             );
-            bytes
+            xlsx
         }
         _ => panic!(
-            "LibreOffice could not open the workbook (exit {:?} after {:.1?}): {} {}",
+            "LibreOffice could not open {name} (exit {:?} after {:.1?}): {} {}",
             out.status.code(),
             started.elapsed(),
             String::from_utf8_lossy(&out.stdout),

@@ -132,23 +132,7 @@ fn xlport_cells(path: &Path) -> Sheets {
 }
 
 fn openpyxl_cells(path: &Path) -> Sheets {
-    let python = std::env::var("XLPORT_READERS_PYTHON").expect(
-        "XLPORT_READERS_PYTHON is not set: run the tests through scripts/test, which installs openpyxl",
-    );
-    let out = std::process::Command::new(python)
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/readers/openpyxl_cells.py"
-        ))
-        .arg(path)
-        .output()
-        .expect("run openpyxl");
-    assert!(
-        out.status.success(),
-        "openpyxl: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let json = xlport_tests::openpyxl_typed(&std::fs::read(path).unwrap());
     let mut sheets = Sheets::new();
     for sheet in json["sheets"].as_array().unwrap() {
         let name = sheet[0].as_str().unwrap().to_owned();

@@ -157,7 +157,7 @@ async fn xlsx_export_matches_the_table_cell_for_cell() {
             "LOJA MAIS FREQUÊNTE",
             "LOJA DA ÚLTIMA COMPRA",
             "CPF VÁLIDO",
-            "LOJA MAIS FREQUENTE VÁLIDA",
+            "LOJA MAIS FREQUÊNTE VÁLIDA",
             "LOJA DA ÚLTIMA COMPRA VÁLIDA"
         ]
     );
@@ -352,6 +352,123 @@ async fn a_transient_failure_is_retried_in_seconds_not_after_the_visibility_time
         .send()
         .await
         .ok();
+}
+
+/// Issue #21: every CSV dialect round-trips: export, import back (the table
+/// emptied first), the table is as it was.
+#[tokio::test]
+async fn every_csv_dialect_round_trips() {
+    let (deps, _db) = deps_with_fresh_db().await;
+    seed_user_purchase(&deps.db.pool, 400, 21).await.unwrap();
+    let before = snapshot(&deps, "user_purchase", "cpf").await;
+    for dialect in xlport_core::export::CSV_DIALECTS {
+        let job = new_export_job(&deps, "csv", Value::Null).await;
+        sqlx::query("update jobs set options = options || $2 where id = $1")
+            .bind(job)
+            .bind(json!({"csv": {"dialect": dialect.name}}))
+            .execute(&deps.db.pool)
+            .await
+            .unwrap();
+        let response = export_worker::handle_batch(&deps, message(job)).await;
+        assert!(response.batch_item_failures.is_empty());
+        let done = deps.db.job(job).await.unwrap().unwrap();
+        assert_eq!(done.state, JobState::Succeeded, "{:?}", done.error);
+        let csv = download(&deps, done.result_key.as_deref().unwrap()).await;
+        sqlx::query("truncate user_purchase")
+            .execute(&deps.db.pool)
+            .await
+            .unwrap();
+        let back = import_bytes(
+            &deps,
+            &csv,
+            "back.csv",
+            json!({"conflict_policy": "upsert"}),
+        )
+        .await;
+        assert_eq!(
+            back.state,
+            JobState::Succeeded,
+            "{}: {:?}",
+            dialect.name,
+            back.error
+        );
+        assert_eq!(
+            back.counts["rejected"], 0,
+            "{}: {}",
+            dialect.name, back.counts
+        );
+        assert_eq!(
+            snapshot(&deps, "user_purchase", "cpf").await,
+            before,
+            "{}: the table changed",
+            dialect.name
+        );
+    }
+}
+
+/// Issue #21: LibreOffice in Brazilian Portuguese reads an `excel-br` export
+/// with the tickets as numbers and the dates as dates.
+#[tokio::test]
+async fn libreoffice_in_pt_br_reads_an_excel_br_export_with_typed_columns() {
+    let (deps, _db) = deps_with_fresh_db().await;
+    seed_user_purchase(&deps.db.pool, 60, 22).await.unwrap();
+    let job = new_export_job(&deps, "csv", Value::Null).await;
+    sqlx::query("update jobs set options = options || $2 where id = $1")
+        .bind(job)
+        .bind(json!({"csv": {"dialect": "excel-br"}}))
+        .execute(&deps.db.pool)
+        .await
+        .unwrap();
+    export_worker::handle_batch(&deps, message(job)).await;
+    let done = deps.db.job(job).await.unwrap().unwrap();
+    let csv = download(&deps, done.result_key.as_deref().unwrap()).await;
+    // `;`, `"`, UTF-8 (76), from line 1, language pt-BR (1046), detect
+    // special numbers (dates): what a Brazilian Calc does by default.
+    let xlsx = xlport_tests::libreoffice_convert(
+        &csv,
+        "export.csv",
+        Some("CSV:59,34,76,1,,1046,false,true"),
+        Duration::from_secs(120),
+    );
+    let sheets = xlport_tests::openpyxl_typed(&xlsx);
+    let rows = sheets["sheets"][0][1].as_array().unwrap();
+    let header: Vec<&str> = rows[0]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["s"].as_str().unwrap_or_default())
+        .collect();
+    let at = |name: &str| header.iter().position(|h| *h == name).unwrap();
+    let (date, ticket) = (at("DATA DA ÚLTIMA COMPRA"), at("TICKET MÉDIO"));
+    let want: Vec<(Option<String>, Option<String>)> = sqlx::query_as(
+        "select to_char(data_ultima_compra, 'YYYY-MM-DD'), ticket_medio::text from user_purchase order by cpf",
+    )
+    .fetch_all(&deps.db.pool)
+    .await
+    .unwrap();
+    let (mut dates, mut numbers) = (0, 0);
+    for (row, (want_date, want_ticket)) in rows[1..].iter().zip(&want) {
+        let cell = &row[date];
+        if let Some(d) = want_date {
+            let serial = cell["serial"]
+                .as_f64()
+                .unwrap_or_else(|| panic!("not a date: {cell}"));
+            let day = chrono::NaiveDate::from_ymd_opt(1899, 12, 30).unwrap()
+                + chrono::Duration::days(serial as i64);
+            assert_eq!(day.format("%Y-%m-%d").to_string(), *d);
+            dates += 1;
+        }
+        let cell = &row[ticket];
+        if let Some(t) = want_ticket {
+            let n = cell["n"]
+                .as_f64()
+                .unwrap_or_else(|| panic!("not a number: {cell}"));
+            assert!((n - t.parse::<f64>().unwrap()).abs() < 1e-9, "{n} != {t}");
+            numbers += 1;
+        }
+    }
+    eprintln!("LibreOffice pt-BR read {dates} dates as dates and {numbers} tickets as numbers");
+    assert!(dates > 10 && numbers > 10);
 }
 
 #[tokio::test]
@@ -571,6 +688,14 @@ async fn bad_export_requests_get_a_clear_400() {
             json!({"dataset": "user_purchase", "colour": "red"}),
             "unknown field `colour`",
         ),
+        (
+            json!({"dataset": "user_purchase", "format": "csv", "csv": {"dialect": "excel-fr"}}),
+            "unknown CSV dialect `excel-fr`: use rfc4180 or excel-br",
+        ),
+        (
+            json!({"dataset": "user_purchase", "format": "xlsx", "csv": {"dialect": "excel-br"}}),
+            "`csv` options are for",
+        ),
     ];
     for (body, needle) in cases {
         let (status, resp) = stack
@@ -666,7 +791,7 @@ fn sheet_as_read(rows: &[Vec<String>]) -> Vec<Vec<String>> {
         "LOJA MAIS FREQUÊNTE",
         "LOJA DA ÚLTIMA COMPRA",
         "CPF VÁLIDO",
-        "LOJA MAIS FREQUENTE VÁLIDA",
+        "LOJA MAIS FREQUÊNTE VÁLIDA",
         "LOJA DA ÚLTIMA COMPRA VÁLIDA",
     ];
     std::iter::once(header.iter().map(|h| h.to_string()).collect())

@@ -220,6 +220,28 @@ test('an export with a filter ends with a download link to an xlsx', { timeout: 
   });
 });
 
+test('a CSV export in the excel-br dialect is a semicolon CSV with decimal commas', { timeout: 180_000 }, async () => {
+  await withPage('export-csv', async (page) => {
+    await openWithKey(page);
+    const dataset = await chooseDataset(page, 'export-dataset');
+    await page.getByTestId('export-format').selectOption('csv');
+    await page.getByTestId('export-csv-dialect').selectOption('excel-br');
+    const created = page.waitForResponse((r) => r.request().method() === 'POST' && r.url().endsWith('/exports'));
+    await page.getByTestId('export-start').click();
+    const resp = await created;
+    const sent = resp.request().postDataJSON();
+    assert.equal(sent.dataset, dataset);
+    assert.deepEqual(sent.csv, { dialect: 'excel-br' });
+    assert.equal(resp.status(), 202, `POST /exports answered ${resp.status()}: ${await resp.text()}`);
+    const link = page.getByTestId('export-download');
+    await link.or(page.locator('[data-testid=export-state][data-state=failed]')).first().waitFor({ timeout: 150_000 });
+    assert.equal(await link.count(), 1, `the export did not succeed: ${await page.getByTestId('export-error').textContent()}`);
+    const text = await page.evaluate(async (href) => (await fetch(href)).text(), await link.getAttribute('href'));
+    assert.ok(text.startsWith('\ufeffCPF;PRIVATE;INCOMPLETO;'), `not an excel-br CSV: ${text.slice(0, 80)}`);
+    assert.ok(text.includes('\r\n'), 'records end with CRLF');
+  });
+});
+
 test('a small CSV import (dry run) reports read, rejected rows and an error report', { timeout: 180_000 }, async () => {
   await withPage('import', async (page) => {
     await openWithKey(page);

@@ -131,6 +131,8 @@ pub fn parse_filters(args: &[String]) -> CliResult<Value> {
 pub struct ExportArgs {
     pub dataset: String,
     pub format: String,
+    /// The CSV dialect (the API's `csv.dialect`); the API checks the name.
+    pub csv_dialect: Option<String>,
     pub filters: Vec<String>,
     pub output: Option<PathBuf>,
     pub wait: bool,
@@ -141,10 +143,11 @@ pub async fn export(ctx: &Ctx, args: ExportArgs) -> CliResult<Outcome> {
     if let Some(out) = &args.output {
         check_writable(out)?;
     }
-    let job = ctx
-        .api
-        .create_export(json!({"dataset": args.dataset, "format": args.format, "filter": filter}))
-        .await?;
+    let mut request = json!({"dataset": args.dataset, "format": args.format, "filter": filter});
+    if let Some(dialect) = &args.csv_dialect {
+        request["csv"] = json!({ "dialect": dialect });
+    }
+    let job = ctx.api.create_export(request).await?;
     let id = job_id(&job)?;
     ctx.ui.note(format!("export {id} queued"));
     if !args.wait {

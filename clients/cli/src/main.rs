@@ -60,6 +60,11 @@ enum Command {
         dataset: String,
         #[arg(long, default_value = "xlsx", value_parser = ["xlsx", "csv"])]
         format: String,
+        /// CSV dialect: `rfc4180` (`,`, decimal point, ISO dates) or
+        /// `excel-br` (`;`, decimal comma, DD/MM/YYYY, CRLF; for Excel and
+        /// LibreOffice in Brazilian Portuguese). Implies `--format csv`.
+        #[arg(long)]
+        csv_dialect: Option<String>,
         /// `name=true|false`, `name=FROM..TO` for dates (either side may be
         /// empty), `name.from=DATE`, or a JSON object. Repeat to combine.
         #[arg(long)]
@@ -218,6 +223,7 @@ async fn run(cli: Cli) -> CliResult<Outcome> {
         Command::Export {
             dataset,
             format,
+            csv_dialect,
             filter,
             output,
             no_wait,
@@ -227,7 +233,12 @@ async fn run(cli: Cli) -> CliResult<Outcome> {
                 &ctx,
                 ExportArgs {
                     dataset,
-                    format,
+                    format: if csv_dialect.is_some() {
+                        "csv".into()
+                    } else {
+                        format
+                    },
+                    csv_dialect,
                     filters: filter,
                     output,
                     wait: !no_wait,

@@ -14,7 +14,7 @@ use uuid::Uuid;
 use xlport_adapters::Deps;
 use xlport_adapters::postgres::{KeyId, NewJob};
 use xlport_core::apikey::bearer_token;
-use xlport_core::export::{ExportFormat, parse_filter};
+use xlport_core::export::{CsvDialect, ExportFormat, parse_filter};
 use xlport_core::job::keys;
 use xlport_core::message::ExportRequested;
 use xlport_core::ports::{JobQueue, ObjectStore};
@@ -316,6 +316,15 @@ impl App {
             format: Option<String>,
             #[serde(default)]
             filter: Value,
+            /// CSV options: `{"dialect": "rfc4180" | "excel-br"}`.
+            #[serde(default)]
+            csv: Option<CsvOptions>,
+        }
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct CsvOptions {
+            #[serde(default)]
+            dialect: Option<String>,
         }
         let body: CreateExport = parse_json(req)?;
         let dataset = self
@@ -333,6 +342,26 @@ impl App {
             }
         };
         parse_filter(dataset, &body.filter).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+        let dialect = match (&body.csv, format) {
+            (None, _) => None,
+            (Some(_), ExportFormat::Xlsx) => {
+                return Err(ApiError::BadRequest(
+                    "`csv` options are for `\"format\": \"csv\"` exports".into(),
+                ));
+            }
+            (Some(csv), ExportFormat::Csv) => Some(
+                CsvDialect::named(
+                    csv.dialect
+                        .as_deref()
+                        .unwrap_or(CsvDialect::default_dialect().name),
+                )
+                .map_err(ApiError::BadRequest)?,
+            ),
+        };
+        let mut options = json!({ "filter": body.filter });
+        if let Some(dialect) = dialect {
+            options["csv"] = json!({ "dialect": dialect.name });
+        }
         let id = Uuid::new_v4();
         let filename = format!(
             "{}-{}.{}",
@@ -350,7 +379,7 @@ impl App {
                 dataset: dataset.name.clone(),
                 state: JobState::Queued,
                 format: Some(format.extension().to_string()),
-                options: json!({ "filter": body.filter }),
+                options,
                 filename: Some(filename),
                 object_key: None,
                 declared_size: None,

@@ -26,7 +26,9 @@ use xlport_adapters::worker::{
     worker_id,
 };
 use xlport_core::Dataset;
-use xlport_core::export::{CsvExport, ExportFormat, XlsxExport, parse_filter, split_copy_line};
+use xlport_core::export::{
+    CsvDialect, CsvExport, ExportFormat, XlsxExport, parse_filter, split_copy_line,
+};
 use xlport_core::job::{Job, keys};
 use xlport_core::message::ExportRequested;
 
@@ -105,6 +107,10 @@ async fn run_export(deps: &Deps, job: &Job, worker: &str) -> anyhow::Result<()> 
             .map_err(|_| Permanent(format!("unknown export format {:?}", job.format)))?;
     let conditions = parse_filter(&dataset, job.options.get("filter").unwrap_or(&json!(null)))
         .map_err(|e| Permanent(e.to_string()))?;
+    let dialect = match job.options.pointer("/csv/dialect").and_then(|d| d.as_str()) {
+        Some(name) => CsvDialect::named(name).map_err(Permanent)?,
+        None => CsvDialect::default_dialect(),
+    };
     let filename = job
         .filename
         .clone()
@@ -124,7 +130,15 @@ async fn run_export(deps: &Deps, job: &Job, worker: &str) -> anyhow::Result<()> 
 
     let progress = Progress::default();
     let heartbeat = spawn_heartbeat(deps, job.id, worker, progress.clone());
-    let result = stream_rows(deps, &dataset, &conditions, format, &upload, progress.rows).await;
+    let result = stream_rows(
+        deps,
+        &dataset,
+        &conditions,
+        (format, dialect),
+        &upload,
+        progress.rows,
+    )
+    .await;
     heartbeat.abort();
 
     let (total_rows, sheets, bytes) = match result {
@@ -160,7 +174,7 @@ async fn stream_rows(
     deps: &Deps,
     dataset: &Dataset,
     conditions: &[xlport_core::export::Condition],
-    format: ExportFormat,
+    (format, dialect): (ExportFormat, &'static CsvDialect),
     upload: &MultipartUpload,
     progress: Arc<AtomicU64>,
 ) -> anyhow::Result<(u64, usize, u64)> {
@@ -177,7 +191,7 @@ async fn stream_rows(
         tokio::task::spawn_blocking(move || {
             encode(
                 dataset,
-                format,
+                (format, dialect),
                 &dir,
                 level,
                 chunk_rx,
@@ -234,7 +248,7 @@ struct Encoded {
 /// Stage 2, on a blocking thread: COPY text chunks -> rows -> encoder -> parts.
 fn encode(
     dataset: Dataset,
-    format: ExportFormat,
+    (format, dialect): (ExportFormat, &'static CsvDialect),
     scratch: &std::path::Path,
     level: u8,
     mut chunks: tokio::sync::mpsc::Receiver<Bytes>,
@@ -251,7 +265,7 @@ fn encode(
     }
     let mut encoder = match format {
         ExportFormat::Xlsx => Encoder::Xlsx(XlsxExport::new(&dataset, scratch, level)?, out),
-        ExportFormat::Csv => Encoder::Csv(CsvExport::new(&dataset, out)?),
+        ExportFormat::Csv => Encoder::Csv(CsvExport::with_dialect(&dataset, out, dialect)?),
     };
     let width = dataset.stored_columns().len();
     let mut pending: Vec<u8> = Vec::with_capacity(256 * 1024);
