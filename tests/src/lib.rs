@@ -255,6 +255,42 @@ pub async fn import_bytes(deps: &Deps, bytes: &[u8], filename: &str, options: Va
     import_bytes_into(deps, "user_purchase", bytes, filename, options).await
 }
 
+/// `deps` with a queue of their own (created in LocalStack, visibility
+/// timeout `visibility_secs`) in place of the imports or exports queue:
+/// what a test receives from there, no worker of the stack takes.
+/// Returns the queue's name and URL.
+pub async fn with_private_queue(
+    deps: &mut Deps,
+    exports: bool,
+    visibility_secs: u32,
+) -> (String, String) {
+    use aws_sdk_sqs::types::QueueAttributeName;
+    let name = format!("xlport-test-private-{}", random_u32());
+    let url = deps
+        .sqs
+        .client
+        .create_queue()
+        .queue_name(&name)
+        .attributes(
+            QueueAttributeName::VisibilityTimeout,
+            visibility_secs.to_string(),
+        )
+        .send()
+        .await
+        .expect("create queue")
+        .queue_url()
+        .expect("queue url")
+        .to_string();
+    let mut config = (*deps.config).clone();
+    if exports {
+        config.exports_queue_url = url.clone();
+    } else {
+        config.imports_queue_url = url.clone();
+    }
+    deps.config = std::sync::Arc::new(config);
+    (name, url)
+}
+
 /// Every row of `table` reduced to (rows, md5 of [`snapshot`]'s text): what
 /// a round trip of a big table must leave unchanged, without holding it.
 pub async fn table_checksum(deps: &Deps, table: &str, key: &str) -> (i64, String) {
@@ -418,16 +454,17 @@ fn readers_python() -> String {
     )
 }
 
-/// Runs `tests/readers/openpyxl_rows.py` with `args` on `xlsx` (written to a
-/// temp file); its JSON output.
-fn openpyxl(xlsx: &[u8], args: &[&str]) -> Value {
+/// Runs the reader script `tests/readers/SCRIPT` with `args` on `xlsx`
+/// (written to a temp file); its JSON output.
+fn openpyxl(script: &str, xlsx: &[u8], args: &[&str]) -> Value {
     let file = std::env::temp_dir().join(format!("xlport-openpyxl-{}.xlsx", Uuid::new_v4()));
     std::fs::write(&file, xlsx).unwrap();
     let out = std::process::Command::new(readers_python())
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/readers/openpyxl_rows.py"
-        ))
+        .arg(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("readers")
+                .join(script),
+        )
         .args(args)
         .arg(&file)
         .output()
@@ -445,29 +482,13 @@ fn openpyxl(xlsx: &[u8], args: &[&str]) -> Value {
 /// (`tests/readers/openpyxl_cells.py`): `{"sheets": [[name, rows]]}`, a cell
 /// `null`, `{"s"}`, `{"n"}`, `{"b"}` or `{"serial"}` (a date or time).
 pub fn openpyxl_typed(xlsx: &[u8]) -> Value {
-    let file = std::env::temp_dir().join(format!("xlport-openpyxl-{}.xlsx", Uuid::new_v4()));
-    std::fs::write(&file, xlsx).unwrap();
-    let out = std::process::Command::new(readers_python())
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/readers/openpyxl_cells.py"
-        ))
-        .arg(&file)
-        .output()
-        .unwrap();
-    std::fs::remove_file(&file).ok();
-    assert!(
-        out.status.success(),
-        "openpyxl could not read the workbook: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    openpyxl("openpyxl_cells.py", xlsx, &[])
 }
 
 /// The workbook as openpyxl reads it: sheet names, the first sheet's frozen
 /// panes, number formats and rows (see `tests/readers/openpyxl_rows.py`).
 pub fn openpyxl_rows(xlsx: &[u8]) -> Value {
-    openpyxl(xlsx, &[])
+    openpyxl("openpyxl_rows.py", xlsx, &[])
 }
 
 /// Every sheet of the workbook as openpyxl reads it (read-only, formulas as
@@ -475,7 +496,7 @@ pub fn openpyxl_rows(xlsx: &[u8]) -> Value {
 /// nothing, true/false, numbers with two decimals, dates as YYYY-MM-DD),
 /// without trailing empty cells.
 pub fn openpyxl_sheets(xlsx: &[u8]) -> Vec<(String, Vec<Vec<String>>)> {
-    let out = openpyxl(xlsx, &["--all-sheets"]);
+    let out = openpyxl("openpyxl_rows.py", xlsx, &["--all-sheets"]);
     serde_json::from_value(out["sheets"].clone()).expect("sheets as [name, rows]")
 }
 

@@ -250,26 +250,11 @@ async fn an_export_right_after_a_failed_copy_succeeds() {
 /// after the queue's visibility timeout (here 300 s).
 #[tokio::test]
 async fn a_transient_failure_is_retried_in_seconds_not_after_the_visibility_timeout() {
-    use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
+    use aws_sdk_sqs::types::MessageSystemAttributeName;
     let (mut deps, _db) = deps_with_fresh_db().await;
     seed_user_purchase(&deps.db.pool, 50, 3).await.unwrap();
     // A queue of its own, with a long visibility timeout.
-    let name = format!("xlport-test-retry-{}", random_u32());
-    let queue_url = deps
-        .sqs
-        .client
-        .create_queue()
-        .queue_name(&name)
-        .attributes(QueueAttributeName::VisibilityTimeout, "300")
-        .send()
-        .await
-        .unwrap()
-        .queue_url()
-        .unwrap()
-        .to_string();
-    let mut config = (*deps.config).clone();
-    config.exports_queue_url = queue_url.clone();
-    deps.config = std::sync::Arc::new(config);
+    let (name, queue_url) = xlport_tests::with_private_queue(&mut deps, true, 300).await;
     let job = new_export_job(&deps, "csv", Value::Null).await;
     deps.sqs
         .client

@@ -1060,24 +1060,8 @@ async fn the_report_sent_back_unchanged_rejects_the_same_rows_and_accepts_none()
 /// then imports and says what happened.
 #[tokio::test]
 async fn a_swallowed_event_is_redriven_by_the_sweep() {
-    use aws_sdk_sqs::types::QueueAttributeName;
     let (mut deps, _db) = deps_with_fresh_db().await;
-    let name = format!("xlport-test-sweep-{}", xlport_tests::random_u32());
-    let queue_url = deps
-        .sqs
-        .client
-        .create_queue()
-        .queue_name(&name)
-        .attributes(QueueAttributeName::VisibilityTimeout, "300")
-        .send()
-        .await
-        .unwrap()
-        .queue_url()
-        .unwrap()
-        .to_string();
-    let mut config = (*deps.config).clone();
-    config.imports_queue_url = queue_url.clone();
-    deps.config = std::sync::Arc::new(config);
+    let (_, queue_url) = xlport_tests::with_private_queue(&mut deps, false, 300).await;
 
     let (owner, _) = deps.db.create_api_key("sweep test").await.unwrap();
     let id = Uuid::new_v4();
