@@ -11,7 +11,8 @@
 #                   PutObject, AbortMultipartUpload on reports/*
 #   export-worker   PutObject, AbortMultipartUpload,            consume: exports       DB secret
 #                   ListMultipartUploadParts on exports/*
-#   migrate         -                                           -                      DB secret
+#   migrate         GetObject on imports/* (the sweep's         send: imports,         DB secret
+#                   HeadObject of a stalled upload)             exports (re-drive)
 #
 # A presigned URL carries the signer's permissions, so the api role's S3
 # grants are exactly what clients can do with the URLs it hands out.
@@ -215,5 +216,19 @@ data "aws_iam_policy_document" "migrate" {
     sid       = "DatabasePassword"
     actions   = ["secretsmanager:GetSecretValue"]
     resources = [aws_db_instance.main.master_user_secret[0].secret_arn]
+  }
+
+  # The sweep (sweep.tf): is a stalled import's object there (HeadObject),
+  # and send its event, or an export's message, again.
+  statement {
+    sid       = "SweepSeesUploads"
+    actions   = ["s3:GetObject"]
+    resources = ["${aws_s3_bucket.files.arn}/imports/*"]
+  }
+
+  statement {
+    sid       = "SweepRedrives"
+    actions   = ["sqs:SendMessage"]
+    resources = [aws_sqs_queue.imports.arn, aws_sqs_queue.exports.arn]
   }
 }

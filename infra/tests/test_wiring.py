@@ -54,13 +54,13 @@ EXPECTED_S3_READS = {
     "api": {"exports/", "reports/"},  # presigned downloads
     "import-worker": {"imports/"},
     "export-worker": set(),
-    "xlport-admin": set(),
+    "xlport-admin": {"imports/"},  # the sweep's HeadObject of a stalled upload
 }
 EXPECTED_SQS_SENDS = {
     "api": {"exports"},
     "import-worker": set(),
     "export-worker": set(),
-    "xlport-admin": set(),
+    "xlport-admin": {"imports", "exports"},  # the sweep re-drives stalled jobs
 }
 
 # Actions that only work on Resource "*". The VPC network-interface family
@@ -858,6 +858,34 @@ def check_migrations(c: Config) -> None:
     )
 
 
+def check_sweep(c: Config) -> None:
+    rules = c.of_type("aws_cloudwatch_event_rule")
+    sweep = [n for n, r in rules.items() if str(r.get("schedule_expression", "")).startswith("rate(")]
+    check(len(sweep) == 1, f"expected one scheduled rule for the sweep, found {sorted(rules)}")
+    targets = [
+        t for t in c.of_type("aws_cloudwatch_event_target").values()
+        if refs(t.get("rule"), "aws_cloudwatch_event_rule") == sweep
+    ]
+    check(len(targets) == 1, "the sweep rule must have one target")
+    admin = functions_by_binary(c).get("xlport-admin")
+    check(
+        refs(targets[0].get("arn"), "aws_lambda_function") == [admin],
+        "the sweep must invoke the xlport-admin function",
+    )
+    check(
+        re.search(r'command\s*=\s*\\?"sweep\\?"', str(targets[0].get("input"))),
+        f"the sweep target must send {{\"command\":\"sweep\"}}, sends {targets[0].get('input')!r}",
+    )
+    check(
+        any(
+            p.get("principal") == "events.amazonaws.com"
+            and refs(p.get("function_name"), "aws_lambda_function") == [admin]
+            for p in c.of_type("aws_lambda_permission").values()
+        ),
+        "EventBridge must be allowed to invoke the xlport-admin function",
+    )
+
+
 def check_outputs(c: Config) -> None:
     for name in ("api_url", "bucket_name", "imports_queue_url", "exports_queue_url"):
         check(name in c.outputs, f"output {name} is missing")
@@ -966,6 +994,10 @@ def test_private_network_and_database(infra):
 
 def test_migrations_run_on_apply(infra):
     check_migrations(infra)
+
+
+def test_a_schedule_sweeps_stalled_jobs(infra):
+    check_sweep(infra)
 
 
 def test_outputs(infra):
