@@ -339,6 +339,37 @@ async fn a_transient_failure_is_retried_in_seconds_not_after_the_visibility_time
         .ok();
 }
 
+/// Issue #15: a filter Postgres cannot run (here a year 0 that reached the
+/// worker without the API's check) fails the job at once with a reason,
+/// instead of retrying, and the pool stays in step (issue #20).
+#[tokio::test]
+async fn an_export_whose_query_postgres_refuses_fails_at_once() {
+    let (deps, _db) = deps_with_one_connection().await;
+    seed_user_purchase(&deps.db.pool, 20, 4).await.unwrap();
+    let job = new_export_job(&deps, "csv", Value::Null).await;
+    // `date '0000-01-01'` fails inside Postgres at the COPY's start.
+    sqlx::query("update jobs set options = $2 where id = $1")
+        .bind(job)
+        .bind(json!({"filter": {"data_ultima_compra": {"from": "0000-01-01"}}}))
+        .execute(&deps.db.pool)
+        .await
+        .unwrap();
+    export_worker::handle_batch(&deps, message(job)).await;
+    let done = deps.db.job(job).await.unwrap().unwrap();
+    assert_eq!(done.state, JobState::Failed);
+    assert_eq!(done.attempts, 1);
+    let error = done.error.unwrap();
+    assert!(
+        error.contains("out of range") || error.contains("outside the years"),
+        "{error}"
+    );
+    // The next export on the same single connection succeeds.
+    let next = new_export_job(&deps, "csv", Value::Null).await;
+    export_worker::handle_batch(&deps, message(next)).await;
+    let next = deps.db.job(next).await.unwrap().unwrap();
+    assert_eq!(next.state, JobState::Succeeded, "{:?}", next.error);
+}
+
 /// Issue #21: every CSV dialect round-trips: export, import back (the table
 /// emptied first), the table is as it was.
 #[tokio::test]

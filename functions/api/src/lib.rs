@@ -337,7 +337,8 @@ impl App {
             "csv" => ExportFormat::Csv,
             other => {
                 return Err(ApiError::BadRequest(format!(
-                    "unknown format `{other}`: use xlsx or csv"
+                    "unknown format `{}`: use xlsx or csv",
+                    xlport_core::job::clip(other, 40)
                 )));
             }
         };
@@ -563,7 +564,8 @@ impl App {
 fn unknown_dataset(deps: &Deps, name: &str) -> ApiError {
     let known: Vec<&str> = deps.datasets.names().collect();
     ApiError::BadRequest(format!(
-        "unknown dataset `{name}`; known datasets: {}",
+        "unknown dataset `{}`; known datasets: {}",
+        xlport_core::job::clip(name, 40),
         known.join(", ")
     ))
 }

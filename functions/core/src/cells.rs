@@ -632,11 +632,7 @@ fn shown(value: &str) -> String {
     if value.trim().is_empty() {
         return "an empty value".to_owned();
     }
-    let mut cut: String = value.chars().take(MAX_CHARS).collect();
-    if cut.len() < value.len() {
-        cut.push('…');
-    }
-    format!("{cut:?}")
+    format!("{:?}", crate::job::clip(value, MAX_CHARS + 1))
 }
 
 /// A row that passed every rule.

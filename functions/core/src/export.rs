@@ -6,7 +6,7 @@
 use std::io::Write;
 use std::path::Path;
 
-use chrono::NaiveDate;
+use chrono::{Datelike, NaiveDate};
 use rust_xlsxwriter::{ExcelDateTime, Format, FormatAlign, Workbook, XlsxError};
 use serde::{Deserialize, Serialize};
 
@@ -51,6 +51,12 @@ impl ExportFormat {
 
 // ---------------------------------------------------------------------------
 // Filters
+
+/// A value as an error message shows it: at most 40 characters, so an
+/// answer stays small whatever was sent.
+fn clip(s: &str) -> String {
+    crate::job::clip(s, 40)
+}
 
 /// One validated export condition, ready for the store to render as SQL.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -101,7 +107,8 @@ pub fn parse_filter(
             (false, Some(c)) => c.kind,
             (false, None) => {
                 return Err(FilterError(format!(
-                    "unknown filter `{name}`; filters for {}: {}",
+                    "unknown filter `{}`; filters for {}: {}",
+                    clip(name),
                     dataset.name,
                     allowed()
                 )));
@@ -127,16 +134,24 @@ pub fn parse_filter(
                     match range.get(key) {
                         None | Some(serde_json::Value::Null) => Ok(None),
                         Some(serde_json::Value::String(s)) => {
-                            NaiveDate::parse_from_str(s, "%Y-%m-%d")
-                                .map(Some)
-                                .map_err(|_| {
-                                    FilterError(format!(
-                                        "filter `{name}.{key}`: `{s}` is not a date (YYYY-MM-DD)"
-                                    ))
-                                })
+                            let d = NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| {
+                                FilterError(format!(
+                                    "filter `{name}.{key}`: `{}` is not a date (YYYY-MM-DD)",
+                                    clip(s)
+                                ))
+                            })?;
+                            // Postgres has no year 0, and spreadsheets stop at 9999.
+                            if !(1..=9999).contains(&d.year()) {
+                                return Err(FilterError(format!(
+                                    "filter `{name}.{key}`: `{}` is outside the years 0001 to 9999",
+                                    clip(s)
+                                )));
+                            }
+                            Ok(Some(d))
                         }
                         Some(other) => Err(FilterError(format!(
-                            "filter `{name}.{key}`: {other} is not a date (YYYY-MM-DD)"
+                            "filter `{name}.{key}`: {} is not a date (YYYY-MM-DD)",
+                            clip(&other.to_string())
                         ))),
                     }
                 };
@@ -794,6 +809,17 @@ mod tests {
             "lists the allowed ones: {err}"
         );
         assert!(parse_filter(&d, &json!({"private": "yes"})).is_err());
+        // A date Postgres cannot hold is refused here, not by a failed COPY.
+        let e =
+            parse_filter(&d, &json!({"data_ultima_compra": {"from": "0000-01-01"}})).unwrap_err();
+        assert!(
+            e.to_string().contains("outside the years 0001 to 9999"),
+            "{e}"
+        );
+        // An echoed value is bounded.
+        let huge = "9".repeat(100_000);
+        let e = parse_filter(&d, &json!({"data_ultima_compra": {"from": huge}})).unwrap_err();
+        assert!(e.to_string().len() < 200, "{}", e.to_string().len());
         assert!(
             parse_filter(&d, &json!({"data_ultima_compra": {"from": "2020-02-30"}}))
                 .unwrap_err()

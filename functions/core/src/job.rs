@@ -176,13 +176,19 @@ pub fn retry_backoff(failed_attempts: u32) -> std::time::Duration {
 /// The longest an error text kept on a job may be, in characters.
 pub const MAX_ERROR_CHARS: usize = 500;
 
-/// `text` cut to [`MAX_ERROR_CHARS`] characters, with `…` when cut: what a
-/// job keeps and shows of an error.
+/// `text` cut to [`MAX_ERROR_CHARS`] characters: what a job keeps and shows
+/// of an error.
 pub fn bounded_error(text: &str) -> String {
-    if text.chars().count() <= MAX_ERROR_CHARS {
+    clip(text, MAX_ERROR_CHARS)
+}
+
+/// `text` as stored or echoed: at most `max_chars` characters, the last one
+/// `…` when it was cut. Every string xlport echoes from input is bounded.
+pub fn clip(text: &str, max_chars: usize) -> String {
+    if text.chars().nth(max_chars).is_none() {
         return text.to_owned();
     }
-    let mut out: String = text.chars().take(MAX_ERROR_CHARS - 1).collect();
+    let mut out: String = text.chars().take(max_chars.saturating_sub(1)).collect();
     out.push('…');
     out
 }

@@ -207,11 +207,22 @@ async fn stream_rows(
     let sql = export_copy_sql(dataset, conditions);
     let read = async {
         // The encoder stopping early ends the COPY; its error says why.
-        CopyConnection::acquire(&deps.db.pool)
+        let copied = CopyConnection::acquire(&deps.db.pool)
             .await?
             .copy_out(&sql, CHUNK_BYTES, &chunk_tx)
-            .await?;
-        Ok::<_, anyhow::Error>(())
+            .await;
+        match copied {
+            Ok(_) => Ok(()),
+            // A data exception (SQLSTATE class 22: a value out of range, a bad
+            // date) will fail the same way on every retry: the job fails now.
+            Err(sqlx::Error::Database(db)) if db.code().is_some_and(|c| c.starts_with("22")) => {
+                Err(anyhow!(Permanent(format!(
+                    "Postgres could not run the export's query: {}; check the filter's values",
+                    xlport_core::job::clip(db.message(), 200)
+                ))))
+            }
+            Err(e) => Err(e.into()),
+        }
     };
     let read_result = read.await;
     drop(chunk_tx);
