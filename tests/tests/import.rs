@@ -1144,3 +1144,72 @@ async fn a_swallowed_event_is_redriven_by_the_sweep() {
         .await
         .ok();
 }
+
+/// Issue #15: hostile upload requests get a 400 that names the problem,
+/// small and without internals: a 10 MB filename, a NUL in a name, part
+/// numbers out of range or twice.
+#[tokio::test]
+async fn hostile_upload_requests_get_a_small_clear_400() {
+    let stack = Stack::connect().await;
+    let key = stack.new_key().await;
+    let post = |body: Value| {
+        let stack = &stack;
+        let key = key.clone();
+        async move {
+            stack
+                .call(Method::POST, "/imports", Some(&key), Some(body))
+                .await
+        }
+    };
+    let huge = "a".repeat(10 * 1024 * 1024);
+    for (filename, needle) in [
+        (huge.as_str(), "at most 255 are accepted"),
+        ("a\u{0}b.csv", "control characters"),
+    ] {
+        let (status, body) =
+            post(json!({"dataset": "user_purchase", "filename": filename, "size": 10})).await;
+        assert_eq!(status, 400, "{}", body.to_string().len());
+        let text = body.to_string();
+        assert!(text.len() < 500, "the answer is {} bytes", text.len());
+        assert!(text.contains(needle), "{text}");
+    }
+    // A multipart upload (the test stack's threshold is 8 MiB).
+    let (status, job) =
+        post(json!({"dataset": "user_purchase", "filename": "big.csv", "size": 20_000_000})).await;
+    assert_eq!(status, 201, "{job}");
+    let id = job["id"].as_str().unwrap();
+    let (status, body) = stack
+        .call(
+            Method::POST,
+            &format!("/imports/{id}/parts"),
+            Some(&key),
+            Some(json!({"part_numbers": vec![1; 10_000]})),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("asked for twice"),
+        "{body}"
+    );
+    for parts in [
+        json!([{"part_number": -1, "etag": "x"}]),
+        json!([{"part_number": 1, "etag": "x"}, {"part_number": 1, "etag": "y"}]),
+        json!([{"part_number": 1, "etag": "not-an-etag"}]),
+    ] {
+        let (status, body) = stack
+            .call(
+                Method::POST,
+                &format!("/imports/{id}/complete"),
+                Some(&key),
+                Some(json!({ "parts": parts })),
+            )
+            .await;
+        assert_eq!(status, 400, "{parts} -> {body}");
+        let text = body.to_string();
+        assert!(
+            !text.to_lowercase().contains("request id"),
+            "internals: {text}"
+        );
+        assert!(!text.contains("RequestId"), "internals: {text}");
+    }
+}

@@ -223,6 +223,18 @@ impl App {
         if body.filename.trim().is_empty() {
             return Err(ApiError::BadRequest("`filename` must not be empty".into()));
         }
+        // S3 keys are at most 1,024 bytes; a name is a name, not a payload.
+        if body.filename.len() > MAX_FILENAME_BYTES {
+            return Err(ApiError::BadRequest(format!(
+                "`filename` is {} bytes; at most {MAX_FILENAME_BYTES} are accepted",
+                body.filename.len()
+            )));
+        }
+        if body.filename.chars().any(char::is_control) {
+            return Err(ApiError::BadRequest(
+                "`filename` must not hold control characters (NUL, line breaks...)".into(),
+            ));
+        }
         let max = self.deps.config.max_upload_bytes;
         if body.size > max {
             return Err(ApiError::PayloadTooLarge(format!(
@@ -238,7 +250,8 @@ impl App {
         let policy = body.conflict_policy.unwrap_or_else(|| "upsert".into());
         if !["upsert", "skip", "reject"].contains(&policy.as_str()) {
             return Err(ApiError::BadRequest(format!(
-                "unknown conflict_policy `{policy}`: use upsert, skip or reject"
+                "unknown conflict_policy `{}`: use upsert, skip or reject",
+                xlport_core::job::clip(&policy, 40)
             )));
         }
         let id = Uuid::new_v4();
@@ -305,6 +318,9 @@ impl App {
         Ok(json_response(201, &view))
     }
 }
+
+/// The longest filename an import takes, in bytes (S3 keys are at most 1,024).
+const MAX_FILENAME_BYTES: usize = 255;
 
 impl App {
     async fn create_export(&self, owner: KeyId, req: &Request) -> ApiResult {
@@ -492,6 +508,12 @@ impl App {
                 plan.count
             )));
         }
+        let mut seen = std::collections::HashSet::new();
+        if let Some(twice) = numbers.iter().find(|n| !seen.insert(**n)) {
+            return Err(ApiError::BadRequest(format!(
+                "part {twice} is asked for twice; ask for each part once"
+            )));
+        }
         let uploaded = self.deps.s3.list_parts(&key, &upload_id).await?;
         let urls = self.part_urls(&key, &upload_id, numbers).await?;
         Ok(json_response(
@@ -523,10 +545,29 @@ impl App {
                 "`parts` must list every uploaded part".into(),
             ));
         }
+        let plan = part_plan(
+            job.declared_size.unwrap_or(0).max(0) as u64,
+            self.deps.config.multipart_part_bytes,
+        );
+        let mut seen = std::collections::HashSet::new();
+        for p in &body.parts {
+            if p.part_number < 1 || p.part_number > plan.count {
+                return Err(ApiError::BadRequest(format!(
+                    "part {} does not exist: this upload has parts 1 to {}",
+                    p.part_number, plan.count
+                )));
+            }
+            if !seen.insert(p.part_number) {
+                return Err(ApiError::BadRequest(format!(
+                    "part {} is listed twice; list each part once",
+                    p.part_number
+                )));
+            }
+        }
         let parts: Vec<(i32, String)> = body
             .parts
             .into_iter()
-            .map(|p| (p.part_number, p.etag))
+            .map(|p| (p.part_number, xlport_core::job::clip(&p.etag, 100)))
             .collect();
         self.deps
             .s3
@@ -534,9 +575,13 @@ impl App {
             .complete_with(&parts)
             .await
             .map_err(|e| {
-                ApiError::BadRequest(format!(
-                    "S3 refused to complete the upload (are all parts uploaded, with the ETags S3 returned?): {e}"
-                ))
+                // S3's own text (request ids and all) goes to the log only.
+                tracing::warn!(error = %e, "completing a multipart upload failed");
+                ApiError::BadRequest(
+                    "S3 refused to complete the upload: are all parts uploaded, each listed \
+                     once with the ETag S3 returned for it?"
+                        .into(),
+                )
             })?;
         Ok(json_response(
             200,
