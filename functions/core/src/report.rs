@@ -261,11 +261,13 @@ impl ReportWriter {
             StoredCell::Error { error } => string_cell_xml_bound(error),
             _ => NUMBER_CELL_XML_BOUND,
         };
+        // The row number, and the blank but highlighted cell of a failed
+        // field that was empty (`<c r=".." s=".."/>`), are number-sized.
         ROW_XML_BOUND
             + string_cell_xml_bound(row.reason)
             + string_cell_xml_bound(row.message)
             + row.sheet.map_or(0, string_cell_xml_bound)
-            + NUMBER_CELL_XML_BOUND
+            + 2 * NUMBER_CELL_XML_BOUND
             + row.record.map_or(0, string_cell_xml_bound)
             + row.cells.iter().map(cell).sum::<u64>()
     }
