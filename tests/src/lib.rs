@@ -504,12 +504,13 @@ pub fn openpyxl_sheets(xlsx: &[u8]) -> Vec<(String, Vec<Vec<String>>)> {
 /// `scripts/test` installs) opens `xlsx` and saves it again as xlsx: its bytes.
 /// See [`libreoffice_convert`].
 pub fn libreoffice_resave(xlsx: &[u8], timeout: Duration) -> Vec<u8> {
-    libreoffice_convert(xlsx, "workbook.xlsx", None, timeout)
+    libreoffice_convert(xlsx, "workbook.xlsx", None, "xlsx", timeout)
 }
 
 /// LibreOffice opens `bytes` as the file `name` (with the import filter
 /// `infilter` when given, e.g. `CSV:59,34,76,1,,1046,false,true` for a `;`
-/// UTF-8 CSV read in pt-BR) and saves it as xlsx: its bytes. Each run gets a
+/// UTF-8 CSV read in pt-BR) and saves it as `to` (`xlsx`, `ods`, `xls:MS Excel 97`,
+/// as `soffice --convert-to` takes it): its bytes. Each run gets a
 /// profile of its own (so runs do not share a lock) and at most `timeout`.
 /// Panics with soffice's output when it could not load the file: soffice
 /// exits 0 then too, so the output file is what tells.
@@ -517,8 +518,10 @@ pub fn libreoffice_convert(
     bytes: &[u8],
     name: &str,
     infilter: Option<&str>,
+    to: &str,
     timeout: Duration,
 ) -> Vec<u8> {
+    let extension = to.split(':').next().unwrap_or(to);
     let dir = std::env::temp_dir().join(format!("xlport-soffice-{}", Uuid::new_v4()));
     let (input, out_dir, profile) = (dir.join("in"), dir.join("out"), dir.join("profile"));
     std::fs::create_dir_all(&input).unwrap();
@@ -543,17 +546,17 @@ pub fn libreoffice_convert(
         command.arg(format!("--infilter={filter}"));
     }
     let out = command
-        .args(["--convert-to", "xlsx", "--outdir"])
+        .args(["--convert-to", to, "--outdir"])
         .arg(&out_dir)
         .arg(&file)
         .output()
         .expect("soffice (Debian's libreoffice-calc-nogui; scripts/test installs it)");
-    let converted = std::fs::read(out_dir.join(format!("{stem}.xlsx")));
+    let converted = std::fs::read(out_dir.join(format!("{stem}.{extension}")));
     std::fs::remove_dir_all(&dir).ok();
     match converted {
         Ok(xlsx) if out.status.success() => {
             eprintln!(
-                "LibreOffice saved {} bytes of {name} as {} bytes of xlsx in {:.1?}",
+                "LibreOffice saved {} bytes of {name} as {} bytes of {extension} in {:.1?}",
                 bytes.len(),
                 xlsx.len(),
                 started.elapsed()

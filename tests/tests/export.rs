@@ -444,6 +444,7 @@ async fn libreoffice_in_pt_br_reads_an_excel_br_export_with_typed_columns() {
         &csv,
         "export.csv",
         Some("CSV:59,34,76,1,,1046,false,true"),
+        "xlsx",
         Duration::from_secs(120),
     );
     let sheets = xlport_tests::openpyxl_typed(&xlsx);

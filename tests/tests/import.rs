@@ -1213,3 +1213,74 @@ async fn hostile_upload_requests_get_a_small_clear_400() {
         assert!(!text.contains("RequestId"), "internals: {text}");
     }
 }
+
+/// Issue #12: an export saved by LibreOffice as Excel 97-2003 (.xls, BIFF8)
+/// and as OpenDocument (.ods) imports back into the table unchanged, read
+/// through calamine under the same rules (dates from the cell's format,
+/// numeric cells).
+#[tokio::test]
+async fn xls_and_ods_copies_of_an_export_import_back_unchanged() {
+    let (deps, _db) = deps_with_fresh_db().await;
+    xlport_adapters::postgres::seed_user_purchase(&deps.db.pool, 200, 12)
+        .await
+        .unwrap();
+    let before = snapshot(&deps, "user_purchase", "cpf").await;
+    let job = Uuid::new_v4();
+    let (owner, _) = deps.db.create_api_key("xls test").await.unwrap();
+    deps.db
+        .create_job(NewJob {
+            id: job,
+            owner,
+            kind: JobKind::Export,
+            dataset: "user_purchase".into(),
+            state: JobState::Queued,
+            format: Some("xlsx".into()),
+            options: json!({}),
+            filename: Some("export.xlsx".into()),
+            object_key: None,
+            declared_size: None,
+            upload_id: None,
+        })
+        .await
+        .unwrap();
+    let event: aws_lambda_events::event::sqs::SqsEvent =
+        serde_json::from_value(json!({"Records": [{
+            "messageId": Uuid::new_v4().to_string(),
+            "body": json!({"job_id": job}).to_string(),
+            "eventSource": "aws:sqs",
+        }]}))
+        .unwrap();
+    export_worker::handle_batch(&deps, event).await;
+    let exported = deps.db.job(job).await.unwrap().unwrap();
+    let xlsx = download(&deps, exported.result_key.as_deref().unwrap()).await;
+    for (to, name, format) in [
+        ("xls:MS Excel 97", "copy.xls", "xls"),
+        ("ods", "copy.ods", "ods"),
+    ] {
+        let bytes = xlport_tests::libreoffice_convert(
+            &xlsx,
+            "export.xlsx",
+            None,
+            to,
+            Duration::from_secs(180),
+        );
+        sqlx::query("truncate user_purchase")
+            .execute(&deps.db.pool)
+            .await
+            .unwrap();
+        let back = import_bytes(&deps, &bytes, name, upsert()).await;
+        assert_eq!(
+            back.state,
+            JobState::Succeeded,
+            "{format}: {:?}",
+            back.error
+        );
+        assert_eq!(back.counts["format"], format);
+        assert_eq!(count(&back, "rejected"), 0, "{format}: {}", back.counts);
+        assert_eq!(
+            snapshot(&deps, "user_purchase", "cpf").await,
+            before,
+            "{format}: the table changed"
+        );
+    }
+}
