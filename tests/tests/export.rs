@@ -734,7 +734,8 @@ async fn bad_export_requests_get_a_clear_400() {
 #[ignore]
 async fn more_rows_than_a_sheet_holds_spill_into_a_second_sheet() {
     let (deps, _db) = deps_with_fresh_db().await;
-    let total = 1_048_575 + 1_000;
+    // Two sheets: 1,048,575 + 51,425 rows (the case of issue #12).
+    let total = 1_100_000;
     seed_user_purchase(&deps.db.pool, total, 11).await.unwrap();
     let job = new_export_job(&deps, "xlsx", Value::Null).await;
     export_worker::handle_batch(&deps, message(job)).await;
