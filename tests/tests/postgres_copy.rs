@@ -162,19 +162,25 @@ async fn copy_in_failures_and_cancellations_leave_the_pool_in_step() {
     conn.release().await;
     answers_are_right(&pool).await;
 
-    // Cancelled mid-send: the future is dropped while rows are in flight.
-    let big: Vec<String> = (1000..400_000).map(|i| format!("{i}\n")).collect();
+    // Cancelled mid-COPY: the rows so far are sent, the rest never comes,
+    // and the future is dropped.
+    let (mut writer, reader) = tokio::io::duplex(64 * 1024);
+    tokio::io::AsyncWriteExt::write_all(&mut writer, b"1000\n1001\n1002\n")
+        .await
+        .unwrap();
     let mut conn = CopyConnection::acquire(&pool).await.unwrap();
     let cancelled = tokio::time::timeout(
-        Duration::from_millis(5),
-        conn.copy_in("copy copy_target from stdin", &big),
+        Duration::from_millis(300),
+        conn.copy_in_reader("copy copy_target from stdin", reader),
     )
     .await;
     assert!(
         cancelled.is_err(),
-        "the COPY should still have been running"
+        "the COPY should still have been waiting"
     );
+    assert!(conn.is_broken());
     drop(conn);
+    drop(writer);
     answers_are_right(&pool).await;
     let n: i64 = sqlx::query_scalar("select count(*) from copy_target")
         .fetch_one(&pool)

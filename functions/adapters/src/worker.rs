@@ -37,9 +37,15 @@ where
             .unwrap_or(1);
         // Boxed so each handler's (deep) future type stays out of the caller's.
         if let Err(e) = Box::pin(handle(record)).await {
-            let retry_in = e
-                .downcast_ref::<RetryAfter>()
-                .map_or_else(|| retry_backoff(receives), |r| r.after);
+            let retry_in = if let Some(r) = e.downcast_ref::<RetryAfter>() {
+                r.after
+            } else if e.downcast_ref::<DeadLetter>().is_some() {
+                // Received again at once, so the queue moves it to its DLQ
+                // after maxReceiveCount receives, not hours later.
+                Duration::ZERO
+            } else {
+                retry_backoff(receives)
+            };
             tracing::error!(message_id = %id, error = format!("{e:#}"), retry_in_secs = retry_in.as_secs(), "record failed; SQS will redeliver it");
             if let (Some(receipt), Some(arn)) = (receipt, source) {
                 deps.sqs
@@ -51,6 +57,14 @@ where
     }
     response
 }
+
+/// A message no retry can fix (not a message xlport sends, or one for an
+/// import that failed): it is made visible again at once, so the queue's
+/// redrive policy moves it to the dead-letter queue after maxReceiveCount
+/// receives, where operators find it.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct DeadLetter(pub String);
 
 /// A failure to try again after `after` (the job was handed back to the queue).
 #[derive(Debug, thiserror::Error)]

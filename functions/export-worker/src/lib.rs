@@ -22,8 +22,8 @@ use xlport_adapters::pgcopy::CopyConnection;
 use xlport_adapters::postgres::{Claim, export_copy_sql};
 use xlport_adapters::s3::{MultipartUpload, PartWriter, attachment_disposition};
 use xlport_adapters::worker::{
-    Permanent, Progress, RetryAfter, ScratchDir, each_record, gives_up, requeue, spawn_heartbeat,
-    worker_id,
+    DeadLetter, Permanent, Progress, RetryAfter, ScratchDir, each_record, gives_up, requeue,
+    spawn_heartbeat, worker_id,
 };
 use xlport_core::Dataset;
 use xlport_core::export::{
@@ -48,8 +48,12 @@ pub async fn handle_batch(deps: &Deps, event: SqsEvent) -> SqsBatchResponse {
 
 async fn handle_record(deps: &Deps, record: &SqsMessage) -> anyhow::Result<()> {
     let body = record.body.as_deref().unwrap_or_default();
-    let request: ExportRequested =
-        serde_json::from_str(body).with_context(|| format!("not an export request: {body}"))?;
+    let request: ExportRequested = serde_json::from_str(body).map_err(|e| {
+        anyhow!(DeadLetter(format!(
+            "not an export request ({e}): {}",
+            xlport_core::job::clip(body, 200)
+        )))
+    })?;
     let worker = worker_id("export-worker");
     let job = match deps
         .db

@@ -22,8 +22,8 @@ use xlport_adapters::imports::{DirectCopy, merge_part, record_part};
 use xlport_adapters::pgcopy::CopyConnection;
 use xlport_adapters::postgres::{Claim, UploadOutcome};
 use xlport_adapters::worker::{
-    MAX_ATTEMPTS, Permanent, Progress, RetryAfter, ScratchDir, each_record, gives_up, requeue,
-    spawn_heartbeat, worker_id,
+    DeadLetter, MAX_ATTEMPTS, Permanent, Progress, RetryAfter, ScratchDir, each_record, gives_up,
+    requeue, spawn_heartbeat, worker_id,
 };
 use xlport_core::JobState;
 use xlport_core::decode::{self, DecodeError, Limits};
@@ -42,7 +42,13 @@ pub async fn handle_batch(deps: &Deps, event: SqsEvent) -> SqsBatchResponse {
 
 async fn handle_record(deps: &Deps, record: &SqsMessage) -> anyhow::Result<()> {
     let body = record.body.as_deref().unwrap_or_default();
-    match parse_import_notification(body)? {
+    let notification = parse_import_notification(body).map_err(|e| {
+        anyhow!(DeadLetter(format!(
+            "not an S3 event ({e}): {}",
+            xlport_core::job::clip(body, 200)
+        )))
+    })?;
+    match notification {
         ImportNotification::TestEvent => {
             tracing::info!("ignoring s3:TestEvent");
             Ok(())
@@ -121,7 +127,9 @@ async fn process(deps: &Deps, job_id: uuid::Uuid) -> anyhow::Result<()> {
         // The message of a failed import goes on to the dead-letter queue,
         // where operators find the files that could not be imported.
         Claim::NotClaimable(JobState::Failed) => {
-            bail!("import {job_id} failed; the message goes to the dead-letter queue")
+            return Err(anyhow!(DeadLetter(format!(
+                "import {job_id} failed; the message goes to the dead-letter queue"
+            ))));
         }
         Claim::NotClaimable(_) => return Ok(()),
         // Back when the live worker's lease could have lapsed.
@@ -148,7 +156,9 @@ async fn process(deps: &Deps, job_id: uuid::Uuid) -> anyhow::Result<()> {
             let reason = format!("{e:#}");
             tracing::error!(%job_id, reason, "import failed");
             deps.db.fail_job(job_id, &reason).await?;
-            Err(anyhow!("import {job_id} failed: {reason}"))
+            Err(anyhow!(DeadLetter(format!(
+                "import {job_id} failed: {reason}"
+            ))))
         }
         Err(e) => Err(requeue(deps, &job, &worker, e).await),
     }
