@@ -18,6 +18,34 @@ use xlport_adapters::{Config, Deps};
 use xlport_core::job::{Job, keys};
 use xlport_core::{JobKind, JobState};
 
+/// The headers of `user_purchase`'s columns, as the spec and the export
+/// spell them.
+pub const USER_PURCHASE_HEADERS: [&str; 8] = [
+    "CPF",
+    "PRIVATE",
+    "INCOMPLETO",
+    "DATA DA ÚLTIMA COMPRA",
+    "TICKET MÉDIO",
+    "TICKET DA ÚLTIMA COMPRA",
+    "LOJA MAIS FREQUÊNTE",
+    "LOJA DA ÚLTIMA COMPRA",
+];
+
+/// An export's header: the columns, then the check-digit flags.
+pub const USER_PURCHASE_EXPORT_HEADERS: [&str; 11] = [
+    "CPF",
+    "PRIVATE",
+    "INCOMPLETO",
+    "DATA DA ÚLTIMA COMPRA",
+    "TICKET MÉDIO",
+    "TICKET DA ÚLTIMA COMPRA",
+    "LOJA MAIS FREQUÊNTE",
+    "LOJA DA ÚLTIMA COMPRA",
+    "CPF VÁLIDO",
+    "LOJA MAIS FREQUÊNTE VÁLIDA",
+    "LOJA DA ÚLTIMA COMPRA VÁLIDA",
+];
+
 /// The test stack's function environment, as scripts/test wrote it.
 pub fn stack_env() -> HashMap<String, String> {
     let file = std::env::var("XLPORT_TEST_ENV_FILE")

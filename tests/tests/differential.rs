@@ -18,16 +18,7 @@ use uuid::Uuid;
 use xlport_core::cells::Cell;
 use xlport_core::decode::{Limits, decode_file};
 
-const HEADERS: [&str; 8] = [
-    "CPF",
-    "PRIVATE",
-    "INCOMPLETO",
-    "DATA DA ÚLTIMA COMPRA",
-    "TICKET MÉDIO",
-    "TICKET DA ÚLTIMA COMPRA",
-    "LOJA MAIS FREQUÊNTE",
-    "LOJA DA ÚLTIMA COMPRA",
-];
+use xlport_tests::USER_PURCHASE_HEADERS as HEADERS;
 
 /// A cell as both readers are compared: text, number, boolean, or a date
 /// serial (1900 system).

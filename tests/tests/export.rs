@@ -145,22 +145,7 @@ async fn xlsx_export_matches_the_table_cell_for_cell() {
     let range = book.worksheet_range("user_purchase").unwrap();
     let mut rows = range.rows();
     let header: Vec<String> = rows.next().unwrap().iter().map(cell_text).collect();
-    assert_eq!(
-        header,
-        [
-            "CPF",
-            "PRIVATE",
-            "INCOMPLETO",
-            "DATA DA ÚLTIMA COMPRA",
-            "TICKET MÉDIO",
-            "TICKET DA ÚLTIMA COMPRA",
-            "LOJA MAIS FREQUÊNTE",
-            "LOJA DA ÚLTIMA COMPRA",
-            "CPF VÁLIDO",
-            "LOJA MAIS FREQUÊNTE VÁLIDA",
-            "LOJA DA ÚLTIMA COMPRA VÁLIDA"
-        ]
-    );
+    assert_eq!(header, xlport_tests::USER_PURCHASE_EXPORT_HEADERS);
     let got: Vec<Vec<String>> = rows
         .map(|r| {
             let mut v: Vec<String> = r.iter().map(cell_text).collect();
@@ -801,19 +786,7 @@ async fn more_rows_than_a_sheet_holds_spill_into_a_second_sheet() {
 /// The header row and `rows` as `openpyxl_sheets` shows a sheet: cells as
 /// text, trailing empty cells left out.
 fn sheet_as_read(rows: &[Vec<String>]) -> Vec<Vec<String>> {
-    let header = [
-        "CPF",
-        "PRIVATE",
-        "INCOMPLETO",
-        "DATA DA ÚLTIMA COMPRA",
-        "TICKET MÉDIO",
-        "TICKET DA ÚLTIMA COMPRA",
-        "LOJA MAIS FREQUÊNTE",
-        "LOJA DA ÚLTIMA COMPRA",
-        "CPF VÁLIDO",
-        "LOJA MAIS FREQUÊNTE VÁLIDA",
-        "LOJA DA ÚLTIMA COMPRA VÁLIDA",
-    ];
+    let header = xlport_tests::USER_PURCHASE_EXPORT_HEADERS;
     std::iter::once(header.iter().map(|h| h.to_string()).collect())
         .chain(rows.iter().cloned())
         .map(|mut r: Vec<String>| {

@@ -682,16 +682,7 @@ async fn libreoffice_and_openpyxl_open_the_error_report_and_its_resave_imports()
     // detail, the CSV line and the row's cells, as the CSV had them.
     let ours = report_rows(report.clone());
     assert_eq!(ours.len(), rejected.len());
-    let headers = [
-        "CPF",
-        "PRIVATE",
-        "INCOMPLETO",
-        "DATA DA ÚLTIMA COMPRA",
-        "TICKET MÉDIO",
-        "TICKET DA ÚLTIMA COMPRA",
-        "LOJA MAIS FREQUÊNTE",
-        "LOJA DA ÚLTIMA COMPRA",
-    ];
+    let headers = xlport_tests::USER_PURCHASE_HEADERS;
     let mut want = vec![
         ["xlport reason", "xlport detail", "xlport row"]
             .iter()
@@ -937,16 +928,7 @@ async fn a_poison_file_fails_its_job_and_its_message_is_dead_lettered() {
 async fn a_three_sheet_workbook_imports_both_data_sheets_and_names_the_third() {
     let (deps, _db) = deps_with_fresh_db().await;
     let mut book = Workbook::new();
-    let headers = [
-        "CPF",
-        "PRIVATE",
-        "INCOMPLETO",
-        "DATA DA ÚLTIMA COMPRA",
-        "TICKET MÉDIO",
-        "TICKET DA ÚLTIMA COMPRA",
-        "LOJA MAIS FREQUÊNTE",
-        "LOJA DA ÚLTIMA COMPRA",
-    ];
+    let headers = xlport_tests::USER_PURCHASE_HEADERS;
     for (sheet, cpfs) in [
         ("Janeiro", ["041.091.641-25", "529.982.247-25"]),
         ("Fevereiro", ["111.444.777-35", "not a cpf"]),
