@@ -236,9 +236,14 @@ test('a CSV export in the excel-br dialect is a semicolon CSV with decimal comma
     const link = page.getByTestId('export-download');
     await link.or(page.locator('[data-testid=export-state][data-state=failed]')).first().waitFor({ timeout: 150_000 });
     assert.equal(await link.count(), 1, `the export did not succeed: ${await page.getByTestId('export-error').textContent()}`);
-    const text = await page.evaluate(async (href) => (await fetch(href)).text(), await link.getAttribute('href'));
-    assert.ok(text.startsWith('\ufeffCPF;PRIVATE;INCOMPLETO;'), `not an excel-br CSV: ${text.slice(0, 80)}`);
-    assert.ok(text.includes('\r\n'), 'records end with CRLF');
+    const file = await page.evaluate(async (href) => {
+      const b = new Uint8Array(await (await fetch(href)).arrayBuffer());
+      // TextDecoder drops a BOM, so it is looked for in the bytes.
+      return { bom: b[0] === 0xef && b[1] === 0xbb && b[2] === 0xbf, text: new TextDecoder().decode(b) };
+    }, await link.getAttribute('href'));
+    assert.ok(file.bom, 'UTF-8 with a BOM');
+    assert.ok(file.text.startsWith('CPF;PRIVATE;INCOMPLETO;'), `not an excel-br CSV: ${file.text.slice(0, 80)}`);
+    assert.ok(file.text.includes('\r\n'), 'records end with CRLF');
   });
 });
 

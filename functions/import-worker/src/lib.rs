@@ -146,7 +146,7 @@ async fn process(deps: &Deps, job_id: uuid::Uuid) -> anyhow::Result<()> {
             job.attempts - 1
         );
         deps.db.fail_job(job_id, &reason).await?;
-        bail!(reason);
+        return Err(anyhow!(DeadLetter(reason)));
     }
     tracing::info!(%job_id, attempt = job.attempts, resume_after_part = job.parts_done, "import started");
     // Boxed: the import future is deep enough to trip rustc's layout recursion limit.
