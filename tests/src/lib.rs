@@ -278,6 +278,85 @@ pub async fn fail_a_copy(pool: &sqlx::PgPool) {
     assert!(copy.is_err(), "the COPY should fail");
 }
 
+/// A new import job into `dataset`, awaiting the upload of `filename` of
+/// `size` bytes: its id and the object key it waits for.
+pub async fn new_import_job(
+    deps: &Deps,
+    dataset: &str,
+    filename: &str,
+    size: usize,
+    options: Value,
+) -> (Uuid, String) {
+    let (owner, _) = deps.db.create_api_key("import test").await.unwrap();
+    let id = Uuid::new_v4();
+    let key = keys::import(id, filename);
+    deps.db
+        .create_job(NewJob {
+            id,
+            owner,
+            kind: JobKind::Import,
+            dataset: dataset.into(),
+            state: JobState::AwaitingUpload,
+            format: None,
+            options,
+            filename: Some(filename.into()),
+            object_key: Some(key.clone()),
+            declared_size: Some(size as i64),
+            upload_id: None,
+        })
+        .await
+        .unwrap();
+    (id, key)
+}
+
+/// A new queued export of `dataset` in `format` with `filter`.
+pub async fn new_export_job_of(deps: &Deps, dataset: &str, format: &str, filter: Value) -> Uuid {
+    let (owner, _) = deps.db.create_api_key("export test").await.unwrap();
+    let id = Uuid::new_v4();
+    deps.db
+        .create_job(NewJob {
+            id,
+            owner,
+            kind: JobKind::Export,
+            dataset: dataset.into(),
+            state: JobState::Queued,
+            format: Some(format.into()),
+            options: json!({ "filter": filter }),
+            filename: Some(format!("test-export.{format}")),
+            object_key: None,
+            declared_size: None,
+            upload_id: None,
+        })
+        .await
+        .unwrap();
+    id
+}
+
+/// The SQS event that asks the export worker for `job`.
+pub fn export_message(job: Uuid) -> SqsEvent {
+    serde_json::from_value(json!({"Records": [{
+        "messageId": Uuid::new_v4().to_string(),
+        "body": json!({"job_id": job}).to_string(),
+        "eventSource": "aws:sqs",
+    }]}))
+    .unwrap()
+}
+
+/// The event a mapping would hand a function for `message`, received from
+/// the queue called `queue` (its receipt handle included, so a worker can
+/// change its visibility).
+pub fn event_of(message: &aws_sdk_sqs::types::Message, queue: &str) -> SqsEvent {
+    serde_json::from_value(json!({"Records": [{
+        "messageId": message.message_id(),
+        "receiptHandle": message.receipt_handle(),
+        "body": message.body(),
+        "attributes": {"ApproximateReceiveCount": "1"},
+        "eventSource": "aws:sqs",
+        "eventSourceARN": format!("arn:aws:sqs:us-east-1:000000000000:{queue}"),
+    }]}))
+    .unwrap()
+}
+
 /// An import of `bytes` into `user_purchase` (see [`import_bytes_into`]).
 pub async fn import_bytes(deps: &Deps, bytes: &[u8], filename: &str, options: Value) -> Job {
     import_bytes_into(deps, "user_purchase", bytes, filename, options).await
@@ -411,25 +490,7 @@ pub async fn import_bytes_into(
     filename: &str,
     options: Value,
 ) -> Job {
-    let (owner, _) = deps.db.create_api_key("import test").await.unwrap();
-    let id = Uuid::new_v4();
-    let key = keys::import(id, filename);
-    deps.db
-        .create_job(NewJob {
-            id,
-            owner,
-            kind: JobKind::Import,
-            dataset: dataset.into(),
-            state: JobState::AwaitingUpload,
-            format: None,
-            options,
-            filename: Some(filename.into()),
-            object_key: Some(key.clone()),
-            declared_size: Some(bytes.len() as i64),
-            upload_id: None,
-        })
-        .await
-        .unwrap();
+    let (id, key) = new_import_job(deps, dataset, filename, bytes.len(), options).await;
     let put = deps
         .s3
         .client

@@ -10,48 +10,22 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use uuid::Uuid;
 use xlport_adapters::Deps;
-use xlport_adapters::postgres::{KeyId, NewJob, seed_user_purchase};
+use xlport_adapters::postgres::seed_user_purchase;
+use xlport_core::JobState;
 use xlport_core::xlsx::check_conventional_zip;
-use xlport_core::{JobKind, JobState};
 use xlport_tests::{
     Stack, deps_with_fresh_db, deps_with_one_connection, download, fail_a_copy, import_bytes,
-    import_bytes_into, libreoffice_resave, openpyxl_rows, openpyxl_sheets, random_u32, snapshot,
-    table_checksum,
+    import_bytes_into, libreoffice_resave, new_export_job_of, openpyxl_rows, openpyxl_sheets,
+    random_u32, snapshot, table_checksum,
 };
 
 async fn new_export_job(deps: &Deps, format: &str, filter: Value) -> Uuid {
     new_export_job_of(deps, "user_purchase", format, filter).await
 }
 
-async fn new_export_job_of(deps: &Deps, dataset: &str, format: &str, filter: Value) -> Uuid {
-    let (owner, _) = deps.db.create_api_key("export test").await.unwrap();
-    let id = Uuid::new_v4();
-    deps.db
-        .create_job(NewJob {
-            id,
-            owner: KeyId(owner.0),
-            kind: JobKind::Export,
-            dataset: dataset.into(),
-            state: JobState::Queued,
-            format: Some(format.into()),
-            options: json!({ "filter": filter }),
-            filename: Some(format!("test-export.{format}")),
-            object_key: None,
-            declared_size: None,
-            upload_id: None,
-        })
-        .await
-        .unwrap();
-    id
-}
-
+/// The export worker's event for `job`.
 fn message(job: Uuid) -> SqsEvent {
-    serde_json::from_value(json!({"Records": [{
-        "messageId": Uuid::new_v4().to_string(),
-        "body": json!({"job_id": job}).to_string(),
-        "eventSource": "aws:sqs",
-    }]}))
-    .unwrap()
+    xlport_tests::export_message(job)
 }
 
 #[derive(sqlx::FromRow)]
@@ -271,17 +245,7 @@ async fn a_transient_failure_is_retried_in_seconds_not_after_the_visibility_time
             );
         }
     };
-    let event = |m: &aws_sdk_sqs::types::Message| -> SqsEvent {
-        serde_json::from_value(json!({"Records": [{
-            "messageId": m.message_id(),
-            "receiptHandle": m.receipt_handle(),
-            "body": m.body(),
-            "attributes": {"ApproximateReceiveCount": "1"},
-            "eventSource": "aws:sqs",
-            "eventSourceARN": format!("arn:aws:sqs:us-east-1:000000000000:{name}"),
-        }]}))
-        .unwrap()
-    };
+    let event = |m: &aws_sdk_sqs::types::Message| xlport_tests::event_of(m, &name);
 
     // The table is away for the first attempt: a database error.
     sqlx::query("alter table user_purchase rename to user_purchase_away")

@@ -1043,27 +1043,11 @@ async fn the_report_sent_back_unchanged_rejects_the_same_rows_and_accepts_none()
 #[tokio::test]
 async fn a_swallowed_event_is_redriven_by_the_sweep() {
     let (mut deps, _db) = deps_with_fresh_db().await;
-    let (_, queue_url) = xlport_tests::with_private_queue(&mut deps, false, 300).await;
+    let (queue_name, queue_url) = xlport_tests::with_private_queue(&mut deps, false, 300).await;
 
-    let (owner, _) = deps.db.create_api_key("sweep test").await.unwrap();
-    let id = Uuid::new_v4();
-    let key = keys::import(id, "base.txt");
-    deps.db
-        .create_job(NewJob {
-            id,
-            owner,
-            kind: JobKind::Import,
-            dataset: "user_purchase".into(),
-            state: JobState::AwaitingUpload,
-            format: None,
-            options: upsert(),
-            filename: Some("base.txt".into()),
-            object_key: Some(key.clone()),
-            declared_size: Some(SPEC_TXT.len() as i64),
-            upload_id: None,
-        })
-        .await
-        .unwrap();
+    let (id, key) =
+        xlport_tests::new_import_job(&deps, "user_purchase", "base.txt", SPEC_TXT.len(), upsert())
+            .await;
     // Not uploaded yet: nothing to send.
     let swept = xlport_adapters::sweep::sweep(&deps, Duration::ZERO)
         .await
@@ -1098,14 +1082,7 @@ async fn a_swallowed_event_is_redriven_by_the_sweep() {
         .into_iter()
         .next()
         .expect("the sweep sent the event again");
-    let event: aws_lambda_events::event::sqs::SqsEvent =
-        serde_json::from_value(json!({"Records": [{
-            "messageId": message.message_id(),
-            "receiptHandle": message.receipt_handle(),
-            "body": message.body(),
-            "eventSource": "aws:sqs",
-        }]}))
-        .unwrap();
+    let event = xlport_tests::event_of(&message, &queue_name);
     let response = import_worker::handle_batch(&deps, event).await;
     assert!(response.batch_item_failures.is_empty());
     let job = deps.db.job(id).await.unwrap().unwrap();
@@ -1207,31 +1184,8 @@ async fn xls_and_ods_copies_of_an_export_import_back_unchanged() {
         .await
         .unwrap();
     let before = snapshot(&deps, "user_purchase", "cpf").await;
-    let job = Uuid::new_v4();
-    let (owner, _) = deps.db.create_api_key("xls test").await.unwrap();
-    deps.db
-        .create_job(NewJob {
-            id: job,
-            owner,
-            kind: JobKind::Export,
-            dataset: "user_purchase".into(),
-            state: JobState::Queued,
-            format: Some("xlsx".into()),
-            options: json!({}),
-            filename: Some("export.xlsx".into()),
-            object_key: None,
-            declared_size: None,
-            upload_id: None,
-        })
-        .await
-        .unwrap();
-    let event: aws_lambda_events::event::sqs::SqsEvent =
-        serde_json::from_value(json!({"Records": [{
-            "messageId": Uuid::new_v4().to_string(),
-            "body": json!({"job_id": job}).to_string(),
-            "eventSource": "aws:sqs",
-        }]}))
-        .unwrap();
+    let job = xlport_tests::new_export_job_of(&deps, "user_purchase", "xlsx", Value::Null).await;
+    let event = xlport_tests::export_message(job);
     export_worker::handle_batch(&deps, event).await;
     let exported = deps.db.job(job).await.unwrap().unwrap();
     let xlsx = download(&deps, exported.result_key.as_deref().unwrap()).await;
