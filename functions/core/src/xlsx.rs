@@ -27,10 +27,7 @@ use std::io::Read;
 /// uncompressed size needs Zip64 (APPNOTE.TXT 4.5.3). The sheet's prologue
 /// and epilogue are counted by [`sheet_xml_fixed_bound`].
 pub const MAX_SHEET_XML_BYTES: u64 = 1024 * 1024 * 1024;
-const _: () = assert!(
-    MAX_SHEET_XML_BYTES < 0xFFFF_FFFF,
-    "a sheet must not need Zip64"
-);
+const _: () = assert!(MAX_SHEET_XML_BYTES < 0xFFFF_FFFF, "a sheet must not need Zip64");
 
 /// The longest opening of a cell holding an inline string, as rust_xlsxwriter
 /// writes it: the last column and row of a sheet, a style index of the most
