@@ -25,6 +25,19 @@ PGPORT_NUM="5432"
 # under the scram auth of a freshly installed Debian one (see ensure_postgres).
 PG_ADMIN_URL="postgres://postgres:postgres@${PGHOST_ADDR}:${PGPORT_NUM}"
 
+# The cargo profile the stack (functions, mapping, admin tool, CLI) and the
+# tests are built with. release (the default): one optimized build in
+# target/release, dependencies compiled once and shared by everything, the
+# speed users will see. dev (`scripts/up --dev`, or XLPORT_PROFILE=dev): the
+# unoptimized target/debug build, which rebuilds faster after a code change.
+XLPORT_PROFILE="${XLPORT_PROFILE:-release}"
+case "$XLPORT_PROFILE" in
+  release) CARGO_PROFILE_FLAGS=(--release) XLPORT_BIN="$XLPORT_ROOT/target/release" ;;
+  dev | debug) XLPORT_PROFILE=dev CARGO_PROFILE_FLAGS=() XLPORT_BIN="$XLPORT_ROOT/target/debug" ;;
+  *) printf 'error: XLPORT_PROFILE=%s: use release or dev\n' "$XLPORT_PROFILE" >&2; exit 2 ;;
+esac
+export XLPORT_PROFILE
+
 export PATH="$XLPORT_HOME/tools-venv/bin:$HOME/.cargo/bin:$PATH"
 export AWS_ACCESS_KEY_ID="${AWS_ACCESS_KEY_ID:-test}"
 export AWS_SECRET_ACCESS_KEY="${AWS_SECRET_ACCESS_KEY:-test}"
