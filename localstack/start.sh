@@ -3,7 +3,21 @@
 # background, logging to $XLPORT_HOME/logs/localstack.log; waits for health.
 source "$(dirname "${BASH_SOURCE[0]}")/../scripts/lib.sh"
 
-if localstack_healthy; then exit 0; fi
+# What LocalStack is started with; one started with other settings (an
+# older checkout's) is restarted.
+# S3_SKIP_SIGNATURE_VALIDATION=0: S3 checks SigV4 signatures and the expiry
+# of presigned URLs, as AWS does (LocalStack skips both by default), so a
+# broken presigned URL fails here too (issue #15).
+LOCALSTACK_SETTINGS="S3_SKIP_SIGNATURE_VALIDATION=0"
+settings_file="$XLPORT_HOME/run/localstack.settings"
+if localstack_healthy; then
+  [ "$(cat "$settings_file" 2>/dev/null)" = "$LOCALSTACK_SETTINGS" ] && exit 0
+  if [ ! -f "$XLPORT_HOME/run/localstack.pid" ]; then
+    warn "a LocalStack these scripts did not start answers on $LOCALSTACK_URL; using it as it is (start it with $LOCALSTACK_SETTINGS so presigned URLs are checked)"
+    exit 0
+  fi
+  log "restarting LocalStack with $LOCALSTACK_SETTINGS"
+fi
 "$XLPORT_ROOT/localstack/install.sh"
 logfile="$XLPORT_HOME/logs/localstack.log"
 stop_pid localstack
@@ -20,9 +34,10 @@ start_bg localstack "$logfile" env \
   LOCALSTACK_VOLUME_DIR="$XLPORT_HOME/localstack-data" \
   DISABLE_EVENTS=1 \
   SKIP_SSL_CERT_DOWNLOAD=1 \
+  $LOCALSTACK_SETTINGS \
   "$XLPORT_HOME/localstack-venv/bin/python" -m localstack.runtime.main
 for _ in $(seq 1 90); do
-  if localstack_healthy; then exit 0; fi
+  if localstack_healthy; then echo "$LOCALSTACK_SETTINGS" > "$settings_file"; exit 0; fi
   pid_alive localstack || break
   sleep 1
 done

@@ -15,6 +15,7 @@ use xlport_adapters::{Config, postgres};
 use xlport_core::export::{mask_cnpj, mask_cpf, split_copy_line};
 
 mod import;
+mod load;
 mod rss;
 mod upload;
 
@@ -75,6 +76,19 @@ enum Command {
         #[arg(long, default_value = "/tmp")]
         scratch: PathBuf,
     },
+    /// N users at once, each exporting the table, downloading the file and
+    /// importing it back; the table must come out unchanged.
+    Load {
+        /// User counts to run one after the other (each after a single-user run).
+        #[arg(long, value_delimiter = ',', default_value = "5")]
+        users: Vec<usize>,
+        #[arg(long, default_value_t = 200_000)]
+        rows: u64,
+        #[arg(long = "api", env = "XLPORT_BENCH_API")]
+        api: String,
+        #[arg(long, default_value = "/tmp")]
+        scratch: PathBuf,
+    },
     /// Upload files of each size (MB) with the `xlport` CLI and with curl.
     Upload {
         #[arg(long, value_delimiter = ',', default_value = "256,2048")]
@@ -123,6 +137,23 @@ async fn main() -> anyhow::Result<()> {
                     rows,
                     api: &stack.api,
                     token: &stack.token,
+                    scratch: &scratch,
+                },
+            )
+            .await
+        }
+        Command::Load {
+            users,
+            rows,
+            api,
+            scratch,
+        } => {
+            load::run(
+                &config,
+                load::Args {
+                    users,
+                    rows,
+                    api: &api,
                     scratch: &scratch,
                 },
             )

@@ -335,3 +335,72 @@ async fn the_admin_function_migrates_and_creates_keys_as_a_lambda() {
     let text = bad.text().await.unwrap();
     assert!(text.contains("unknown command"), "{text}");
 }
+
+/// Issue #15, fault 8: LocalStack runs with S3 signature validation
+/// (`S3_SKIP_SIGNATURE_VALIDATION=0`, localstack/start.sh), so the tests can
+/// tell a broken presigned URL from a good one: a URL whose key, signature
+/// or expiry was changed, and an expired URL, are refused with 403, as S3
+/// refuses them.
+#[tokio::test]
+async fn tampered_and_expired_presigned_urls_are_refused() {
+    use xlport_core::ports::ObjectStore;
+    let (deps, _db) = deps_with_fresh_db().await;
+    // Outside imports/, so no S3 event goes to the workers.
+    let key = format!("signature-tests/{}/file.csv", uuid::Uuid::new_v4());
+    let http = reqwest::Client::new();
+    let put = |url: String| {
+        let http = http.clone();
+        async move {
+            http.put(url)
+                .body("CPF\n")
+                .send()
+                .await
+                .expect("PUT")
+                .status()
+                .as_u16()
+        }
+    };
+    let good = deps
+        .s3
+        .presign_put(&key, Duration::from_secs(300))
+        .await
+        .unwrap();
+    let signature_at = good.url.find("X-Amz-Signature=").expect("a SigV4 URL") + 16;
+    let mut forged = good.url.clone();
+    let flipped = if forged.as_bytes()[signature_at] == b'0' {
+        "1"
+    } else {
+        "0"
+    };
+    forged.replace_range(signature_at..signature_at + 1, flipped);
+    let other_key = good.url.replacen("file.csv", "other.csv", 1);
+    let longer = good
+        .url
+        .replacen("X-Amz-Expires=300", "X-Amz-Expires=604800", 1);
+    assert_eq!(put(forged).await, 403, "a forged signature");
+    assert_eq!(
+        put(other_key).await,
+        403,
+        "another key under the same signature"
+    );
+    assert_eq!(
+        put(longer).await,
+        403,
+        "a longer expiry under the same signature"
+    );
+    // (An unsigned PUT is not tried: LocalStack's community edition enforces
+    // no IAM or bucket policy on anonymous requests, so it passes here,
+    // though S3 refuses it for a private bucket.)
+
+    let short = deps
+        .s3
+        .presign_put(&key, Duration::from_secs(1))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    assert_eq!(put(short.url).await, 403, "an expired URL");
+    // None of them wrote anything; the good URL still works.
+    assert!(deps.s3.head(&key).await.is_err());
+    assert_eq!(put(good.url).await, 200, "the good URL");
+    assert!(deps.s3.head(&key).await.is_ok());
+}

@@ -1220,3 +1220,227 @@ async fn xls_and_ods_copies_of_an_export_import_back_unchanged() {
         );
     }
 }
+
+/// Issue #15, fault 1: the presigned PUT is used twice, and the second,
+/// bigger file lands before the worker reads the first one's event. The job
+/// recorded the first file's size and ETag; it must read exactly those bytes
+/// (`GetObject` with `If-Match`) or fail, never import the other file.
+#[tokio::test]
+async fn a_file_swapped_after_its_check_is_refused_not_imported() {
+    let (deps, _db) = deps_with_fresh_db().await;
+    let small = "CPF;PRIVATE;INCOMPLETO;DATA DA ÚLTIMA COMPRA;TICKET MÉDIO;TICKET DA ÚLTIMA COMPRA;LOJA MAIS FREQUÊNTE;LOJA DA ÚLTIMA COMPRA\n\
+                 52998224725;0;1;2020-01-01;10,50;;;\n";
+    let big = big_csv(1_000);
+    let (id, key) =
+        xlport_tests::new_import_job(&deps, "user_purchase", "small.csv", small.len(), json!({}))
+            .await;
+    let put = |body: Vec<u8>| {
+        deps.s3
+            .client
+            .put_object()
+            .bucket(&deps.config.bucket)
+            .key(&key)
+            .body(body.into())
+            .send()
+    };
+    let first = put(small.as_bytes().to_vec()).await.unwrap();
+    let small_etag = first.e_tag().unwrap().trim_matches('"').to_string();
+    put(big.as_bytes().to_vec()).await.unwrap();
+
+    // The first PUT's event, read after the second PUT replaced the object.
+    // The job fails, and its message goes on to the dead-letter queue, as
+    // every failed import's does.
+    assert_eq!(deliver(&deps, &key, small.len(), &small_etag).await, 1);
+    let job = deps.db.job(id).await.unwrap().unwrap();
+    assert_eq!(job.state, JobState::Failed, "{job:?}");
+    let error = job.error.clone().unwrap_or_default();
+    assert!(
+        error.contains("was replaced after it was received"),
+        "{error}"
+    );
+    assert_eq!(job.object_size, Some(small.len() as i64));
+    let rows: i64 = sqlx::query_scalar("select count(*) from user_purchase")
+        .fetch_one(&deps.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(rows, 0, "nothing of either file was imported");
+}
+
+async fn object_exists(deps: &Deps, key: &str) -> bool {
+    use xlport_core::ports::{ObjectStore, StoreError};
+    match deps.s3.head(key).await {
+        Ok(_) => true,
+        Err(StoreError::NotFound(_)) => false,
+        Err(e) => panic!("head {key}: {e}"),
+    }
+}
+
+async fn put_at(deps: &Deps, key: &str, bytes: &[u8]) -> String {
+    let put = deps
+        .s3
+        .client
+        .put_object()
+        .bucket(&deps.config.bucket)
+        .key(key)
+        .body(bytes.to_vec().into())
+        .send()
+        .await
+        .unwrap();
+    put.e_tag().unwrap().trim_matches('"').to_string()
+}
+
+/// Issue #15, fault 5: an import whose file never arrives does not wait
+/// forever. Once its upload URLs have expired (plus a minute), the sweep
+/// fails it with a reason and aborts its multipart upload, so no parts stay
+/// in the bucket; one whose file did arrive (its event lost) is sent to the
+/// workers instead.
+#[tokio::test]
+async fn imports_whose_upload_never_arrives_expire_and_free_their_parts() {
+    let (deps, _db) = deps_with_fresh_db().await;
+    let pool = &deps.db.pool;
+    // A multipart upload with one part in, never completed.
+    let (multipart, mp_key) =
+        xlport_tests::new_import_job(&deps, "user_purchase", "big.csv", 6 << 20, upsert()).await;
+    let mp = deps
+        .s3
+        .start_multipart(&mp_key, "application/octet-stream", None)
+        .await
+        .unwrap();
+    sqlx::query("update jobs set upload_id = $2 where id = $1")
+        .bind(multipart)
+        .bind(&mp.upload_id)
+        .execute(pool)
+        .await
+        .unwrap();
+    deps.s3
+        .client
+        .upload_part()
+        .bucket(&deps.config.bucket)
+        .key(&mp_key)
+        .upload_id(&mp.upload_id)
+        .part_number(1)
+        .body(vec![b'x'; 5 << 20].into())
+        .send()
+        .await
+        .unwrap();
+    // A single PUT never sent.
+    let (single, _) =
+        xlport_tests::new_import_job(&deps, "user_purchase", "small.csv", 10, upsert()).await;
+    // A single PUT that arrived, its event lost.
+    let (arrived, arrived_key) =
+        xlport_tests::new_import_job(&deps, "user_purchase", "base.txt", SPEC_TXT.len(), upsert())
+            .await;
+    put_at(&deps, &arrived_key, SPEC_TXT.as_bytes()).await;
+    // A fresh one, not expired.
+    let (fresh, _) =
+        xlport_tests::new_import_job(&deps, "user_purchase", "fresh.csv", 10, upsert()).await;
+
+    let ttl = deps.config.upload_url_ttl.as_secs() as f64;
+    sqlx::query(
+        "update jobs set updated_at = now() - make_interval(secs => $2) where id = any($1)",
+    )
+    .bind(vec![multipart, single, arrived])
+    .bind(ttl + 61.0)
+    .execute(pool)
+    .await
+    .unwrap();
+    let swept = xlport_adapters::sweep::sweep(&deps, Duration::from_secs(3600))
+        .await
+        .unwrap();
+    let mut expired = swept.expired.clone();
+    expired.sort();
+    let mut want = vec![multipart, single];
+    want.sort();
+    assert_eq!(expired, want, "{swept:?}");
+    assert_eq!(swept.redriven, [arrived], "{swept:?}");
+    for id in [multipart, single] {
+        let job = deps.db.job(id).await.unwrap().unwrap();
+        assert_eq!(job.state, JobState::Failed);
+        let error = job.error.unwrap_or_default();
+        assert!(
+            error.contains("did not arrive while its upload URLs were valid"),
+            "{error}"
+        );
+    }
+    assert_eq!(
+        deps.db.job(fresh).await.unwrap().unwrap().state,
+        JobState::AwaitingUpload
+    );
+    assert_eq!(
+        deps.db.job(arrived).await.unwrap().unwrap().state,
+        JobState::AwaitingUpload,
+        "its event is on the queue again"
+    );
+    // S3 has freed the parts: the upload is gone.
+    let parts = deps
+        .s3
+        .client
+        .list_parts()
+        .bucket(&deps.config.bucket)
+        .key(&mp_key)
+        .upload_id(&mp.upload_id)
+        .send()
+        .await;
+    assert!(
+        parts.is_err(),
+        "the multipart upload was aborted: {parts:?}"
+    );
+    // A second sweep changes nothing.
+    let again = xlport_adapters::sweep::sweep(&deps, Duration::from_secs(3600))
+        .await
+        .unwrap();
+    assert!(again.expired.is_empty(), "{again:?}");
+}
+
+/// Issue #15, fault 5: a file xlport refuses before reading it (bigger than
+/// declared) is deleted with its job's failure, and a file that arrives for
+/// an import already aborted does not stay in the bucket either.
+#[tokio::test]
+async fn refused_and_orphaned_uploads_are_deleted() {
+    let (deps, _db) = deps_with_fresh_db().await;
+    let (refused, key) =
+        xlport_tests::new_import_job(&deps, "user_purchase", "base.txt", 10, upsert()).await;
+    let etag = put_at(&deps, &key, SPEC_TXT.as_bytes()).await;
+    assert_eq!(deliver(&deps, &key, SPEC_TXT.len(), &etag).await, 0);
+    let job = deps.db.job(refused).await.unwrap().unwrap();
+    assert_eq!(job.state, JobState::Failed);
+    assert!(
+        job.error
+            .unwrap_or_default()
+            .contains("created for 10 bytes")
+    );
+    assert!(
+        !object_exists(&deps, &key).await,
+        "the refused file is deleted"
+    );
+
+    let (aborted, key) =
+        xlport_tests::new_import_job(&deps, "user_purchase", "base.txt", SPEC_TXT.len(), upsert())
+            .await;
+    let owner: Uuid = sqlx::query_scalar("select owner_key_id from jobs where id = $1")
+        .bind(aborted)
+        .fetch_one(&deps.db.pool)
+        .await
+        .unwrap();
+    assert!(
+        deps.db
+            .cancel_upload(aborted, xlport_adapters::postgres::KeyId(owner))
+            .await
+            .unwrap()
+    );
+    let etag = put_at(&deps, &key, SPEC_TXT.as_bytes()).await;
+    assert_eq!(deliver(&deps, &key, SPEC_TXT.len(), &etag).await, 0);
+    assert_eq!(
+        deps.db.job(aborted).await.unwrap().unwrap().state,
+        JobState::Cancelled
+    );
+    assert!(
+        !object_exists(&deps, &key).await,
+        "the late file is deleted"
+    );
+    let rows: i64 = sqlx::query_scalar("select count(*) from user_purchase")
+        .fetch_one(&deps.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(rows, 0);
+}

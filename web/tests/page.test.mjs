@@ -60,13 +60,18 @@ async function withPage(name, fn) {
   const page = await context.newPage();
   page.setDefaultTimeout(30_000);
   const pageErrors = [];
+  const cspViolations = [];
   page.on('pageerror', (e) => pageErrors.push(e.message));
   page.on('console', (m) => {
     if (m.type() === 'error') console.log(`  [${name}] browser console: ${m.text()}`);
+    if (m.type() === 'error' && /Content Security Policy/i.test(m.text())) cspViolations.push(m.text());
   });
   try {
     await fn(page);
     assert.deepEqual(pageErrors, [], 'the page threw uncaught errors');
+    // Everything the page does (script, style, API calls, S3 uploads) is
+    // within its Content-Security-Policy.
+    assert.deepEqual(cspViolations, [], 'the page broke its Content-Security-Policy');
   } finally {
     await page.screenshot({ path: `/tmp/xlport-web-${name}.png`, fullPage: true }).catch(() => {});
     await context.close();
@@ -162,13 +167,25 @@ function cpf(base) {
 }
 
 test('the page loads from the API, takes the key and shows the API healthy', { timeout: 60_000 }, async () => {
+  // The page's own protections (issue #15).
+  const head = await fetch(`${API}/`);
+  const csp = head.headers.get('content-security-policy') || '';
+  assert.match(csp, /default-src 'none'/);
+  assert.match(csp, /script-src 'sha256-[A-Za-z0-9+/=]+'/);
+  assert.match(csp, /frame-ancestors 'none'/);
+  assert.equal(head.headers.get('x-content-type-options'), 'nosniff');
+  assert.equal(head.headers.get('x-frame-options'), 'DENY');
+  assert.equal(head.headers.get('cache-control'), 'no-store');
+  await head.text();
   await withPage('health', async (page) => {
     await openWithKey(page);
     assert.equal(await page.title(), 'xlport');
     await page.locator('[data-testid=health][data-status=ok]').waitFor();
     assert.equal((await page.getByTestId('health').textContent()).trim(), 'ok');
-    // The key is kept: a reload uses it without asking again.
-    assert.equal(await page.evaluate(() => localStorage.getItem('xlport.apiKey')), TOKEN);
+    // The key is kept for the tab (sessionStorage, never localStorage): a
+    // reload uses it without asking again.
+    assert.equal(await page.evaluate(() => sessionStorage.getItem('xlport.apiKey')), TOKEN);
+    assert.equal(await page.evaluate(() => localStorage.getItem('xlport.apiKey')), null);
     await loadPage(page);
     await page.locator('[data-testid=key-status][data-state=ok]').waitFor();
     assert.equal(await page.getByTestId('api-key').inputValue(), TOKEN);

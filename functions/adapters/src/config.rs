@@ -32,6 +32,11 @@ pub struct Config {
     pub database_url: String,
     pub database_secret: Option<DatabaseSecret>,
     pub db_max_connections: u32,
+    /// A pooled connection idle this long is closed (`XLPORT_DB_IDLE_SECS`,
+    /// default 20): a function instance between jobs holds no Postgres
+    /// connection, so many instances fit in Postgres's default 100
+    /// `max_connections` (issue #15).
+    pub db_idle_timeout: Duration,
     /// Endpoint for S3 and SQS; `None` means the real AWS endpoints.
     pub aws_endpoint_url: Option<String>,
     pub region: String,
@@ -169,6 +174,7 @@ impl Config {
             database_url,
             database_secret,
             db_max_connections: e.parsed("XLPORT_DB_MAX_CONNECTIONS", 4)?,
+            db_idle_timeout: Duration::from_secs(e.parsed("XLPORT_DB_IDLE_SECS", 20)?),
             region: region.clone(),
             bucket: e.string("XLPORT_BUCKET", "xlport")?,
             imports_queue_url: e.string(

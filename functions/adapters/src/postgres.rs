@@ -32,6 +32,8 @@ pub async fn connect(config: &Config) -> Result<PgPool, DbError> {
     let pool = PgPoolOptions::new()
         .max_connections(config.db_max_connections)
         .acquire_timeout(Duration::from_secs(10))
+        .min_connections(0)
+        .idle_timeout(config.db_idle_timeout)
         .connect_lazy_with(options);
     Ok(pool)
 }
@@ -561,6 +563,16 @@ pub async fn seed_user_purchase(pool: &PgPool, rows: u64, seed: u64) -> Result<u
 
 impl PgStore {
     /// Cancels an import still waiting for its upload. False if it had moved on.
+    /// Marks activity on a job (`updated_at = now()`), e.g. new part URLs
+    /// for an upload in progress.
+    pub async fn touch_job(&self, id: Uuid) -> Result<(), DbError> {
+        sqlx::query("update jobs set updated_at = now() where id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     pub async fn cancel_upload(&self, id: Uuid, owner: KeyId) -> Result<bool, DbError> {
         let done = sqlx::query(
             "update jobs set state = 'cancelled', finished_at = now(), updated_at = now() \

@@ -285,12 +285,36 @@ impl S3Store {
 }
 
 impl S3Store {
+    /// Deletes an object (`DeleteObject`; deleting a missing key succeeds):
+    /// a file xlport refused or whose import ended before it arrived does
+    /// not stay in the bucket (issue #15).
+    pub async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        self.client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(other)?;
+        Ok(())
+    }
+
     /// Streams an object into a local file (the worker's spool); returns its
     /// size. `on_progress` sees the bytes written so far. Memory stays at one
     /// chunk whatever the object's size.
+    ///
+    /// `if_match`: the ETag (without quotes) of the version that was checked;
+    /// S3 refuses the read with 412 when the key now holds another version
+    /// (`GetObject` `If-Match`), which is [`StoreError::Changed`]. So a job
+    /// reads exactly the bytes whose size and ETag it recorded, even if the
+    /// presigned PUT was used again (issue #15).
+    ///
+    /// Errors: [`StoreError::NotFound`] (no such key), [`StoreError::Changed`],
+    /// [`StoreError::Other`] (anything else, including a failed local write).
     pub async fn download_to(
         &self,
         key: &str,
+        if_match: Option<&str>,
         path: &std::path::Path,
         mut on_progress: impl FnMut(u64),
     ) -> Result<u64, StoreError> {
@@ -300,11 +324,14 @@ impl S3Store {
             .get_object()
             .bucket(&self.bucket)
             .key(key)
+            .set_if_match(if_match.map(|etag| format!("\"{}\"", etag.trim_matches('"'))))
             .send()
             .await
             .map_err(|e| {
                 if e.as_service_error().is_some_and(|s| s.is_no_such_key()) {
                     StoreError::NotFound(key.to_string())
+                } else if e.raw_response().map(|r| r.status().as_u16()) == Some(412) {
+                    StoreError::Changed(key.to_string())
                 } else {
                     other(e)
                 }

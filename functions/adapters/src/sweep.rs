@@ -10,6 +10,12 @@
 //! said in the job's warnings. Re-driving is safe: claims are atomic and
 //! every message is idempotent.
 //!
+//! An import whose file has not arrived when its upload URLs have expired
+//! (`XLPORT_UPLOAD_URL_TTL_SECS` after they were last handed out, plus a
+//! minute for a PUT still in flight) is failed with a reason, and its
+//! multipart upload aborted, so nothing waits forever and no parts are left
+//! in the bucket (issue #15).
+//!
 //! Run by `xlport-admin sweep` (on AWS: a schedule, see infra/) and every few
 //! seconds by the local event-source mapping.
 
@@ -42,6 +48,18 @@ pub struct Swept {
     pub redriven: Vec<Uuid>,
     /// Imports still awaiting an upload that has not arrived.
     pub awaiting_upload: usize,
+    /// Imports failed because their upload URLs expired with no file.
+    pub expired: Vec<Uuid>,
+}
+
+/// An import awaiting an upload whose URLs have expired.
+#[derive(Debug, Clone, FromRow)]
+struct Unfinished {
+    id: Uuid,
+    object_key: Option<String>,
+    upload_id: Option<String>,
+    object_size: Option<i64>,
+    etag: Option<String>,
 }
 
 /// At most this many jobs are looked at per sweep, oldest first.
@@ -58,7 +76,7 @@ pub async fn sweep(deps: &Deps, stall: Duration) -> anyhow::Result<Swept> {
             or (state = 'running' and lease_until < now() - make_interval(secs => $1)) \
             or (state = 'awaiting_upload' and kind = 'import' \
                 and updated_at < now() - make_interval(secs => $1) \
-                and created_at > now() - make_interval(secs => $3)) \
+                and updated_at > now() - make_interval(secs => $3)) \
          order by updated_at limit $2",
     )
     .bind(stall.as_secs_f64())
@@ -68,6 +86,7 @@ pub async fn sweep(deps: &Deps, stall: Duration) -> anyhow::Result<Swept> {
     .fetch_all(&deps.db.pool)
     .await?;
     let mut swept = Swept::default();
+    expire_uploads(deps, &mut swept).await?;
     for job in stalled {
         match redrive(deps, &job).await {
             Ok(true) => {
@@ -95,6 +114,74 @@ pub async fn sweep(deps: &Deps, stall: Duration) -> anyhow::Result<Swept> {
         }
     }
     Ok(swept)
+}
+
+/// Fails the imports whose upload URLs expired before their file arrived,
+/// and aborts their multipart uploads. One whose file is in the bucket after
+/// all (its event was lost) is sent to the workers instead.
+async fn expire_uploads(deps: &Deps, swept: &mut Swept) -> anyhow::Result<()> {
+    let ttl = deps.config.upload_url_ttl.as_secs_f64() + 60.0;
+    let unfinished: Vec<Unfinished> = sqlx::query_as(
+        "select id, object_key, upload_id, object_size, etag from jobs \
+         where state = 'awaiting_upload' and kind = 'import' \
+           and updated_at < now() - make_interval(secs => $1) \
+         order by updated_at limit $2",
+    )
+    .bind(ttl)
+    .bind(BATCH)
+    .fetch_all(&deps.db.pool)
+    .await?;
+    for job in unfinished {
+        let Some(key) = &job.object_key else {
+            continue;
+        };
+        match deps.s3.head(key).await {
+            Ok(meta) => {
+                let stalled = Stalled {
+                    id: job.id,
+                    kind: "import".into(),
+                    state: "awaiting_upload".into(),
+                    object_key: job.object_key.clone(),
+                    object_size: job.object_size.or(i64::try_from(meta.size).ok()),
+                    etag: job.etag.clone().or(Some(meta.etag)),
+                    waiting_since: Utc::now(),
+                };
+                redrive(deps, &stalled).await?;
+                swept.redriven.push(job.id);
+                continue;
+            }
+            Err(StoreError::NotFound(_)) => {}
+            Err(e) => {
+                tracing::warn!(job_id = %job.id, error = %e, "could not look for an expired upload");
+                continue;
+            }
+        }
+        if let Some(upload_id) = &job.upload_id
+            && let Err(e) = deps.s3.multipart(key, upload_id).abort().await
+        {
+            tracing::warn!(job_id = %job.id, error = %e, "could not abort an expired multipart upload");
+        }
+        let reason = format!(
+            "the file did not arrive while its upload URLs were valid ({} s after they were \
+             handed out); nothing was imported: start a new import",
+            deps.config.upload_url_ttl.as_secs()
+        );
+        // Only while it still awaits its upload: a file that arrived since
+        // the query above is imported, not failed.
+        let failed = sqlx::query(
+            "update jobs set state = 'failed', error = $2, finished_at = now(), updated_at = now() \
+             where id = $1 and state = 'awaiting_upload'",
+        )
+        .bind(job.id)
+        .bind(&reason)
+        .execute(&deps.db.pool)
+        .await?;
+        if failed.rows_affected() == 1 {
+            tracing::warn!(job_id = %job.id, "upload expired");
+            swept.expired.push(job.id);
+        }
+    }
+    Ok(())
 }
 
 /// Sends the job's message again. `false`: an import whose object has not

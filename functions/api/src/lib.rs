@@ -22,8 +22,7 @@ use xlport_core::{JobKind, JobState};
 
 pub use error::ApiError;
 
-/// The browser page: export button, chunked parallel upload, jobs list.
-const PAGE: &str = include_str!("page.html");
+mod page;
 
 pub fn json_response(status: u16, value: &Value) -> Response<Body> {
     let mut resp = Response::new(Body::Text(value.to_string()));
@@ -52,10 +51,11 @@ impl App {
         let method = req.method().clone();
         let path = req.uri().path().trim_end_matches('/').to_string();
         let started = std::time::Instant::now();
-        let resp = match self.route(&method, &path, req).await {
+        let mut resp = match self.route(&method, &path, req).await {
             Ok(r) => r,
             Err(e) => e.into_response(),
         };
+        page::common_headers(resp.headers_mut());
         tracing::info!(
             %method,
             path,
@@ -70,12 +70,7 @@ impl App {
         let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
         if segments.is_empty() && *method == Method::GET {
             // The browser page asks for the API key itself.
-            let mut resp = Response::new(Body::Text(PAGE.to_string()));
-            resp.headers_mut().insert(
-                "content-type",
-                lambda_http::http::HeaderValue::from_static("text/html; charset=utf-8"),
-            );
-            return Ok(resp);
+            return Ok(page::response(&self.deps.config));
         }
         if segments.as_slice() == ["health"] {
             return match *method {
@@ -291,6 +286,7 @@ impl App {
                     "method": put.method,
                     "url": put.url,
                     "headers": put.headers.into_iter().map(|(k, v)| (k, Value::String(v))).collect::<serde_json::Map<String, Value>>(),
+                    "abort_url": format!("/imports/{id}/abort"),
                     "expires_in": config.upload_url_ttl.as_secs(),
                 }),
                 None,
@@ -516,6 +512,9 @@ impl App {
         }
         let uploaded = self.deps.s3.list_parts(&key, &upload_id).await?;
         let urls = self.part_urls(&key, &upload_id, numbers).await?;
+        // Fresh URLs keep the upload alive: it expires a URL lifetime after
+        // the last ones were handed out (adapters::sweep).
+        self.deps.db.touch_job(job.id).await?;
         Ok(json_response(
             200,
             &json!({
@@ -589,10 +588,27 @@ impl App {
         ))
     }
 
+    /// Ends an import whose upload has not arrived, for both upload kinds:
+    /// the multipart upload is aborted (S3 frees its parts) and anything a
+    /// single PUT already put at the key is deleted; the job is cancelled.
+    /// 409 once the file has arrived (the job is queued or later).
     async fn abort_upload(&self, owner: KeyId, id: &str) -> ApiResult {
-        let (job, key, upload_id) = self.pending_multipart(owner, id).await?;
-        self.deps.s3.multipart(&key, &upload_id).abort().await?;
+        let job = self.owned_job(owner, id, Some(JobKind::Import)).await?;
+        if job.state != JobState::AwaitingUpload {
+            return Err(ApiError::Conflict(format!(
+                "import {id} is {}; only an import awaiting its upload can be aborted",
+                job.state
+            )));
+        }
+        // Cancel first: an upload that lands from now on finds the job ended,
+        // and the import worker deletes it.
         self.deps.db.cancel_upload(job.id, owner).await?;
+        if let Some(key) = &job.object_key {
+            match &job.upload_id {
+                Some(upload_id) => self.deps.s3.multipart(key, upload_id).abort().await?,
+                None => self.deps.s3.delete(key).await?,
+            }
+        }
         let job = self
             .deps
             .db

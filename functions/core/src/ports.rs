@@ -9,6 +9,10 @@ use std::time::Duration;
 pub enum StoreError {
     #[error("object not found: {0}")]
     NotFound(String),
+    /// The object is no longer the version that was checked: a read with
+    /// `If-Match` on the recorded ETag was refused (HTTP 412, RFC 9110 §13.1.1).
+    #[error("object changed since it was checked: {0}")]
+    Changed(String),
     #[error("{0}")]
     Other(String),
 }

@@ -81,6 +81,16 @@ async fn handle_object(deps: &Deps, object: &ObjectCreated) -> anyhow::Result<()
             tracing::warn!(%job_id, key = %object.key, "no import job waits for this object; ignored");
             return Ok(());
         }
+        // The import ended (aborted, expired) before its file arrived: the
+        // file has no job to go to and does not stay in the bucket.
+        UploadOutcome::AlreadyRecorded(job)
+            if job.etag.is_none()
+                && matches!(job.state, JobState::Cancelled | JobState::Failed) =>
+        {
+            tracing::warn!(%job_id, state = %job.state, key = %object.key, "an upload for an import that has ended; deleting it");
+            remove_refused(deps, &object.key).await;
+            return Ok(());
+        }
         UploadOutcome::AlreadyRecorded(job) => {
             tracing::info!(%job_id, state = %job.state, etag = %object.etag, "object already recorded (redelivery)");
             job
@@ -102,6 +112,7 @@ async fn handle_object(deps: &Deps, object: &ObjectCreated) -> anyhow::Result<()
              create a new import with the file's real size"
         );
         deps.db.fail_job(job_id, &reason).await?;
+        remove_refused(deps, &object.key).await;
         return Ok(());
     }
     if size as u64 > deps.config.max_upload_bytes {
@@ -110,9 +121,20 @@ async fn handle_object(deps: &Deps, object: &ObjectCreated) -> anyhow::Result<()
             deps.config.max_upload_bytes
         );
         deps.db.fail_job(job_id, &reason).await?;
+        remove_refused(deps, &object.key).await;
         return Ok(());
     }
     process(deps, job_id).await
+}
+
+/// Deletes an upload xlport refused before reading it. A failure is logged,
+/// not retried: the job's outcome is already decided, and the bucket's
+/// lifecycle rule (infra/) removes what is left.
+async fn remove_refused(deps: &Deps, key: &str) {
+    match deps.s3.delete(key).await {
+        Ok(()) => tracing::info!(key, "refused upload deleted"),
+        Err(e) => tracing::warn!(key, error = %e, "could not delete a refused upload"),
+    }
 }
 
 async fn process(deps: &Deps, job_id: uuid::Uuid) -> anyhow::Result<()> {
@@ -253,14 +275,31 @@ async fn load(
     let bytes = progress.bytes.clone();
     let size = deps
         .s3
-        .download_to(key, &path, move |n| bytes.store(n, Ordering::Relaxed))
+        .download_to(key, job.etag.as_deref(), &path, move |n| {
+            bytes.store(n, Ordering::Relaxed)
+        })
         .await
         .map_err(|e| match e {
             StoreError::NotFound(_) => anyhow!(Permanent(
                 "the uploaded file is no longer in the bucket; upload it again".into()
             )),
+            StoreError::Changed(_) => anyhow!(Permanent(
+                "the uploaded file was replaced after it was received and checked (a second upload \
+                 to the same URL); nothing was imported: start a new import"
+                    .into()
+            )),
             other => anyhow!(other).context("downloading the upload"),
         })?;
+    // The bytes read are the ones whose size was checked.
+    if let Some(recorded) = job.object_size
+        && recorded >= 0
+        && recorded as u64 != size
+    {
+        return Err(anyhow!(Permanent(format!(
+            "the file read from the bucket is {size} bytes, but {recorded} bytes were uploaded; \
+             nothing was imported: start a new import"
+        ))));
+    }
 
     let limits = Limits {
         max_sheet_inflated_bytes: deps.config.max_sheet_inflated_bytes,

@@ -9,7 +9,7 @@
 //! DLQ after maxReceiveCount is the queue's redrive policy, as on AWS.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -21,6 +21,7 @@ use serde_json::{Value, json};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use xlport_adapters::{Config, aws};
+use xlport_core::job::retry_backoff;
 
 #[derive(Parser, Debug, Clone)]
 #[command(
@@ -47,8 +48,11 @@ struct Args {
     /// Long-poll wait per ReceiveMessage call, in seconds.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(i32).range(0..=20))]
     wait_seconds: i32,
-    /// Longest an invocation may take before it counts as failed.
-    #[arg(long, default_value_t = 900)]
+    /// Longest an invocation may take before it counts as failed, in
+    /// seconds: the functions' timeout (AWS Lambda's maximum, 900 s, as in
+    /// infra/). An invocation `cargo lambda watch` lost ends here at the
+    /// latest; its job is re-driven sooner by the sweep.
+    #[arg(long, env = "XLPORT_INVOKE_TIMEOUT", default_value_t = 900)]
     invoke_timeout_secs: u64,
     /// Every this many seconds, send again the jobs that have waited for a
     /// worker longer than XLPORT_STALL_SECS (a lost event, message or
@@ -71,6 +75,38 @@ struct Mapping {
     queue_url: String,
     queue_arn: String,
     function: String,
+    /// Receipt handles of the messages received and not yet deleted or
+    /// released, by message id.
+    held: Mutex<HashMap<String, String>>,
+}
+
+impl Mapping {
+    fn hold(&self, messages: &[Message]) {
+        if let Ok(mut held) = self.held.lock() {
+            for m in messages {
+                if let (Some(id), Some(receipt)) = (m.message_id(), m.receipt_handle()) {
+                    held.insert(id.to_string(), receipt.to_string());
+                }
+            }
+        }
+    }
+
+    fn let_go(&self, messages: &[Message]) {
+        if let Ok(mut held) = self.held.lock() {
+            for m in messages {
+                if let Some(id) = m.message_id() {
+                    held.remove(id);
+                }
+            }
+        }
+    }
+
+    fn held(&self) -> Vec<(String, String)> {
+        self.held
+            .lock()
+            .map(|h| h.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default()
+    }
 }
 
 #[tokio::main]
@@ -93,8 +129,8 @@ async fn main() -> anyhow::Result<()> {
             loop {
                 tick.tick().await;
                 match xlport_adapters::sweep::sweep(&deps, deps.config.stall).await {
-                    Ok(swept) if !swept.redriven.is_empty() => {
-                        tracing::warn!(jobs = ?swept.redriven, "stalled jobs sent again");
+                    Ok(swept) if !swept.redriven.is_empty() || !swept.expired.is_empty() => {
+                        tracing::warn!(redriven = ?swept.redriven, expired = ?swept.expired, "stalled jobs sent again, expired uploads failed");
                     }
                     Ok(_) => {}
                     Err(e) => tracing::warn!(error = format!("{e:#}"), "sweep failed"),
@@ -102,18 +138,55 @@ async fn main() -> anyhow::Result<()> {
             }
         });
     }
+    let mut mappings = Vec::new();
     for (queue, function) in &args.mappings {
-        let mapping = resolve(&sqs, queue, function, &config.region).await?;
+        let mapping = Arc::new(resolve(&sqs, queue, function, &config.region).await?);
         tracing::info!(queue = %mapping.queue_url, function = %mapping.function, "mapping started");
-        tasks.spawn(poll(sqs.clone(), http.clone(), args.clone(), mapping));
+        tasks.spawn(poll(
+            sqs.clone(),
+            http.clone(),
+            args.clone(),
+            mapping.clone(),
+        ));
+        mappings.push(mapping);
     }
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => tracing::info!("stopping"),
-        Some(done) = tasks.join_next() => {
-            done??;
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let outcome = tokio::select! {
+        _ = tokio::signal::ctrl_c() => Ok(()),
+        _ = terminate.recv() => Ok(()),
+        Some(done) = tasks.join_next() => done.map_err(anyhow::Error::from).and_then(|r| r),
+    };
+    tracing::info!("stopping: releasing the messages still held");
+    for mapping in &mappings {
+        release(&sqs, mapping, mapping.held(), Duration::ZERO).await;
+    }
+    outcome
+}
+
+/// Makes `messages` (id, receipt handle) visible again after `after`.
+async fn release(
+    sqs: &aws_sdk_sqs::Client,
+    mapping: &Mapping,
+    messages: Vec<(String, String)>,
+    after: Duration,
+) {
+    for (id, receipt) in messages {
+        let seconds = i32::try_from(after.as_secs()).unwrap_or(i32::MAX);
+        match sqs
+            .change_message_visibility()
+            .queue_url(&mapping.queue_url)
+            .receipt_handle(receipt)
+            .visibility_timeout(seconds)
+            .send()
+            .await
+        {
+            Ok(_) => tracing::info!(message = %id, after_secs = seconds, "message released"),
+            // The message was deleted or received again meanwhile: nothing to release.
+            Err(e) => {
+                tracing::debug!(message = %id, error = %aws::error_chain(&e), "release failed")
+            }
         }
     }
-    Ok(())
 }
 
 async fn resolve(
@@ -150,6 +223,7 @@ async fn resolve(
         queue_url,
         queue_arn,
         function: function.to_string(),
+        held: Mutex::new(HashMap::new()),
     })
 }
 
@@ -157,9 +231,8 @@ async fn poll(
     sqs: aws_sdk_sqs::Client,
     http: reqwest::Client,
     args: Args,
-    mapping: Mapping,
+    mapping: Arc<Mapping>,
 ) -> anyhow::Result<()> {
-    let mapping = Arc::new(mapping);
     let slots = Arc::new(Semaphore::new(args.max_concurrency.max(1)));
     loop {
         let permit = slots.clone().acquire_owned().await?;
@@ -183,6 +256,7 @@ async fn poll(
         if messages.is_empty() {
             continue;
         }
+        mapping.hold(&messages);
         let (sqs, http, endpoint, mapping) = (
             sqs.clone(),
             http.clone(),
@@ -218,8 +292,29 @@ async fn deliver(
             }
         },
         Err(e) => {
-            tracing::warn!(function = %mapping.function, error = format!("{e:#}"), records = ids.len(), "invocation failed; the whole batch will be retried");
-            ids.clone()
+            // No answer we can read: retried after the same backoff a
+            // worker asks for, not after the whole visibility timeout.
+            let receives = messages
+                .iter()
+                .filter_map(|m| {
+                    m.attributes()?
+                        .get(&MessageSystemAttributeName::ApproximateReceiveCount)?
+                        .parse::<u32>()
+                        .ok()
+                })
+                .max()
+                .unwrap_or(1);
+            let after = retry_backoff(receives);
+            tracing::warn!(function = %mapping.function, error = format!("{e:#}"), records = ids.len(), retry_in_secs = after.as_secs(), "invocation failed; the whole batch will be retried");
+            let held = messages
+                .iter()
+                .filter_map(|m| {
+                    Some((m.message_id()?.to_string(), m.receipt_handle()?.to_string()))
+                })
+                .collect();
+            release(sqs, mapping, held, after).await;
+            mapping.let_go(&messages);
+            return;
         }
     };
     let entries: Vec<DeleteMessageBatchRequestEntry> = messages
@@ -240,6 +335,8 @@ async fn deliver(
         failed = failed.len(),
         "batch delivered"
     );
+    // What the function reported failed keeps the visibility it set.
+    mapping.let_go(&messages);
     if entries.is_empty() {
         return;
     }
