@@ -31,7 +31,8 @@ stack_start() {
   # profile, so each dependency compiles once. cargo's own progress shows
   # (a bar on a terminal, a line per crate otherwise): a cold build takes minutes.
   log "building xlport ($XLPORT_PROFILE profile, into ${XLPORT_BIN#"$XLPORT_ROOT"/}): a first build takes several minutes"
-  if ! (cd "$XLPORT_ROOT" && cargo build "${CARGO_PROFILE_FLAGS[@]}" --workspace --bins); then
+  # (Not the benchmarks' binary: bench/ builds it when it runs.)
+  if ! (cd "$XLPORT_ROOT" && cargo build "${CARGO_PROFILE_FLAGS[@]}" --workspace --exclude xlport-bench --bins); then
     wait "$prep" || true
     die "the build failed"
   fi

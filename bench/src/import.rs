@@ -318,7 +318,7 @@ async fn import_once(
     }
     let id = job["id"].as_str().context("id")?.to_string();
     let body = tokio::fs::read(path).await?;
-    http.put(job["upload"]["url"].as_str().context("url")?)
+    crate::signed_put(http, &job["upload"])?
         .body(body)
         .send()
         .await?

@@ -217,7 +217,7 @@ async fn round_trip(
         bail!("the load stack should hand out single PUTs (XLPORT_MULTIPART_THRESHOLD_BYTES)");
     }
     let import_id = import["id"].as_str().context("import id")?.to_string();
-    http.put(import["upload"]["url"].as_str().context("upload url")?)
+    crate::signed_put(http, &import["upload"])?
         .body(bytes)
         .send()
         .await?

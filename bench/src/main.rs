@@ -430,6 +430,23 @@ pub async fn wait_for_job(
     }
 }
 
+/// A PUT to a single-PUT upload plan (`{"url", "headers"}` of POST
+/// /imports) with its signed headers; reqwest sets Content-Length from the body.
+pub fn signed_put(
+    http: &reqwest::Client,
+    upload: &Value,
+) -> anyhow::Result<reqwest::RequestBuilder> {
+    let mut req = http.put(upload["url"].as_str().context("upload.url")?);
+    for (k, v) in upload["headers"].as_object().into_iter().flatten() {
+        if !k.eq_ignore_ascii_case("content-length")
+            && let Some(v) = v.as_str()
+        {
+            req = req.header(k.as_str(), v);
+        }
+    }
+    Ok(req)
+}
+
 pub fn round(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
 }

@@ -203,12 +203,35 @@ pub fn is_emulator_error(status: u16, body: &Value) -> bool {
 
 /// Uploads a file to a presigned URL with plain curl, as a user would.
 pub fn curl_upload(url: &str, file: &std::path::Path) -> anyhow::Result<()> {
-    let out = std::process::Command::new("curl")
-        .args(["-sS", "--fail-with-body", "-T"])
+    curl_put(url, &[], file)
+}
+
+/// `curl -T file` to a single-PUT upload plan (`{"url", "headers"}` of
+/// POST /imports), sending its signed headers as the API says to
+/// (`If-None-Match: *`; curl sets Content-Length from the file itself).
+pub fn curl_upload_plan(upload: &Value, file: &std::path::Path) -> anyhow::Result<()> {
+    let url = upload["url"].as_str().context("upload.url")?;
+    let headers: Vec<(String, String)> = upload["headers"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter(|(k, _)| {
+            !k.eq_ignore_ascii_case("content-length") && !k.eq_ignore_ascii_case("host")
+        })
+        .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+        .collect();
+    curl_put(url, &headers, file)
+}
+
+fn curl_put(url: &str, headers: &[(String, String)], file: &std::path::Path) -> anyhow::Result<()> {
+    let mut curl = std::process::Command::new("curl");
+    curl.args(["-sS", "--fail-with-body", "-T"])
         .arg(file)
-        .arg(url)
-        .output()
-        .context("running curl")?;
+        .arg(url);
+    for (k, v) in headers {
+        curl.arg("-H").arg(format!("{k}: {v}"));
+    }
+    let out = curl.output().context("running curl")?;
     if !out.status.success() {
         bail!(
             "curl upload failed: {} {}",

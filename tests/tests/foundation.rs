@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use aws_lambda_events::event::sqs::SqsEvent;
 use reqwest::Method;
 use serde_json::json;
-use xlport_tests::{Stack, curl_upload, deps_with_fresh_db, md5_hex};
+use xlport_tests::{Stack, deps_with_fresh_db, md5_hex};
 
 #[tokio::test]
 async fn health_reports_each_dependency() {
@@ -137,7 +137,7 @@ async fn curl_upload_reaches_the_import_worker_through_s3_sqs_and_the_mapping() 
     let object_key = job["object"]["key"].as_str().unwrap().to_string();
     assert_eq!(object_key, format!("imports/{id}/compras_de_marco.txt"));
 
-    curl_upload(job["upload"]["url"].as_str().unwrap(), &file).unwrap();
+    xlport_tests::curl_upload_plan(&job["upload"], &file).unwrap();
 
     let job = stack
         .wait_job(&key, &id, Duration::from_secs(60), |j| {
@@ -158,9 +158,10 @@ async fn curl_upload_reaches_the_import_worker_through_s3_sqs_and_the_mapping() 
     std::fs::remove_dir_all(dir).ok();
 }
 
-/// S3 does not enforce a presigned PUT's declared size, so the worker checks it.
+/// The upload URL allows exactly the declared size: a file of another size
+/// never lands, and the job waits for the right one (or expires).
 #[tokio::test]
-async fn an_upload_of_another_size_than_declared_fails_the_job() {
+async fn an_upload_of_another_size_than_declared_is_refused() {
     let stack = Stack::connect().await;
     let key = stack.new_key().await;
     let file = std::env::temp_dir().join(format!("xlport-e2e-{}.csv", uuid::Uuid::new_v4()));
@@ -173,18 +174,22 @@ async fn an_upload_of_another_size_than_declared_fails_the_job() {
             Some(json!({"dataset": "user_purchase", "filename": "x.csv", "size": 5})),
         )
         .await;
-    curl_upload(job["upload"]["url"].as_str().unwrap(), &file).unwrap();
-    let id = job["id"].as_str().unwrap();
-    let job = stack
-        .wait_job(&key, id, Duration::from_secs(60), |j| {
-            j["state"] == "failed"
-        })
-        .await;
-    let error = job["error"].as_str().unwrap();
+    // The URL is signed for 5 bytes: S3 refuses the 16 (issue #15). A file
+    // of another size that reaches the bucket some other way fails its job
+    // in the worker and is deleted (import.rs,
+    // refused_and_orphaned_uploads_are_deleted).
+    let refused = xlport_tests::curl_upload_plan(&job["upload"], &file)
+        .expect_err("S3 refuses a body of another size than the URL allows");
     assert!(
-        error.contains("16 bytes") && error.contains("5 bytes"),
-        "{error}"
+        refused.to_string().contains("SignatureDoesNotMatch"),
+        "{refused}"
     );
+    let id = job["id"].as_str().unwrap();
+    let (_, job) = stack
+        .call(Method::GET, &format!("/jobs/{id}"), Some(&key), None)
+        .await;
+    assert_eq!(job["state"], "awaiting_upload", "{job}");
+    assert!(job["object"]["size"].is_null(), "{job}");
     std::fs::remove_file(file).ok();
 }
 
@@ -336,35 +341,42 @@ async fn the_admin_function_migrates_and_creates_keys_as_a_lambda() {
     assert!(text.contains("unknown command"), "{text}");
 }
 
-/// Issue #15, fault 8: LocalStack runs with S3 signature validation
+/// Issue #15, faults 1 and 8: LocalStack runs with S3 signature validation
 /// (`S3_SKIP_SIGNATURE_VALIDATION=0`, localstack/start.sh), so the tests can
 /// tell a broken presigned URL from a good one: a URL whose key, signature
 /// or expiry was changed, and an expired URL, are refused with 403, as S3
-/// refuses them.
+/// refuses them. The upload URL allows exactly the declared size (a signed
+/// `Content-Length`) and one PUT (a signed `If-None-Match: *`): a body of
+/// another size is refused, and so is a second PUT to the same URL.
 #[tokio::test]
-async fn tampered_and_expired_presigned_urls_are_refused() {
+async fn presigned_upload_urls_allow_one_put_of_the_declared_size_and_nothing_else() {
     use xlport_core::ports::ObjectStore;
     let (deps, _db) = deps_with_fresh_db().await;
     // Outside imports/, so no S3 event goes to the workers.
     let key = format!("signature-tests/{}/file.csv", uuid::Uuid::new_v4());
     let http = reqwest::Client::new();
-    let put = |url: String| {
+    let body = "CPF\n";
+    let put = |url: String, headers: Vec<(String, String)>, body: &'static str| {
         let http = http.clone();
         async move {
-            http.put(url)
-                .body("CPF\n")
-                .send()
-                .await
-                .expect("PUT")
-                .status()
-                .as_u16()
+            let mut req = http.put(url).body(body);
+            for (k, v) in headers {
+                if !k.eq_ignore_ascii_case("content-length") {
+                    req = req.header(k, v);
+                }
+            }
+            req.send().await.expect("PUT").status().as_u16()
         }
     };
     let good = deps
         .s3
-        .presign_put(&key, Duration::from_secs(300))
+        .presign_put(&key, body.len() as u64, Duration::from_secs(300))
         .await
         .unwrap();
+    let signed: Vec<String> = good.headers.iter().map(|(k, _)| k.to_lowercase()).collect();
+    assert!(signed.contains(&"if-none-match".to_string()), "{signed:?}");
+    assert!(good.url.contains("content-length"), "{}", good.url);
+    let h = || good.headers.clone();
     let signature_at = good.url.find("X-Amz-Signature=").expect("a SigV4 URL") + 16;
     let mut forged = good.url.clone();
     let flipped = if forged.as_bytes()[signature_at] == b'0' {
@@ -377,16 +389,26 @@ async fn tampered_and_expired_presigned_urls_are_refused() {
     let longer = good
         .url
         .replacen("X-Amz-Expires=300", "X-Amz-Expires=604800", 1);
-    assert_eq!(put(forged).await, 403, "a forged signature");
+    assert_eq!(put(forged, h(), body).await, 403, "a forged signature");
     assert_eq!(
-        put(other_key).await,
+        put(other_key, h(), body).await,
         403,
         "another key under the same signature"
     );
     assert_eq!(
-        put(longer).await,
+        put(longer, h(), body).await,
         403,
         "a longer expiry under the same signature"
+    );
+    assert_eq!(
+        put(good.url.clone(), h(), "CPF;PRIVATE\n").await,
+        403,
+        "a body of another size"
+    );
+    assert_eq!(
+        put(good.url.clone(), Vec::new(), body).await,
+        403,
+        "without the signed If-None-Match"
     );
     // (An unsigned PUT is not tried: LocalStack's community edition enforces
     // no IAM or bucket policy on anonymous requests, so it passes here,
@@ -394,13 +416,24 @@ async fn tampered_and_expired_presigned_urls_are_refused() {
 
     let short = deps
         .s3
-        .presign_put(&key, Duration::from_secs(1))
+        .presign_put(&key, body.len() as u64, Duration::from_secs(1))
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_millis(2_500)).await;
-    assert_eq!(put(short.url).await, 403, "an expired URL");
-    // None of them wrote anything; the good URL still works.
+    assert_eq!(
+        put(short.url, short.headers, body).await,
+        403,
+        "an expired URL"
+    );
+    // None of them wrote anything; the good URL works once.
     assert!(deps.s3.head(&key).await.is_err());
-    assert_eq!(put(good.url).await, 200, "the good URL");
+    assert_eq!(put(good.url.clone(), h(), body).await, 200, "the good URL");
     assert!(deps.s3.head(&key).await.is_ok());
+    assert_eq!(
+        put(good.url.clone(), h(), "XYZ\n").await,
+        412,
+        "the same URL again"
+    );
+    let kept = deps.s3.head(&key).await.unwrap();
+    assert_eq!(kept.size, body.len() as u64, "the first file stays");
 }

@@ -878,7 +878,7 @@ async fn a_poison_file_fails_its_job_and_its_message_is_dead_lettered() {
             Some(json!({"dataset": "user_purchase", "filename": "secret.xlsx", "size": size})),
         )
         .await;
-    curl_upload(job["upload"]["url"].as_str().unwrap(), &file).unwrap();
+    xlport_tests::curl_upload_plan(&job["upload"], &file).unwrap();
     let id = job["id"].as_str().unwrap();
     let object_key = job["object"]["key"].as_str().unwrap().to_string();
     let job = stack

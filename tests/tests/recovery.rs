@@ -12,7 +12,7 @@ use chrono::Utc;
 use reqwest::Method;
 use serde_json::{Value, json};
 use uuid::Uuid;
-use xlport_tests::{Stack, curl_upload, random_u32};
+use xlport_tests::{Stack, curl_upload_plan, random_u32};
 
 /// A `;` CSV of `rows` rows whose CPFs no other test uses (11 digits; their
 /// check digits are flagged, not refused).
@@ -34,8 +34,9 @@ fn own_rows(rows: u64) -> (String, Vec<String>) {
     (text, cpfs)
 }
 
-/// Creates an import through the API and returns its id and its single-PUT URL.
-async fn create_import(stack: &Stack, key: &str, filename: &str, size: usize) -> (String, String) {
+/// Creates an import through the API and returns its id and its single-PUT
+/// upload plan (`{"url", "headers"}`).
+async fn create_import(stack: &Stack, key: &str, filename: &str, size: usize) -> (String, Value) {
     let (status, job) = stack
         .call(
             Method::POST,
@@ -48,10 +49,7 @@ async fn create_import(stack: &Stack, key: &str, filename: &str, size: usize) ->
     assert_eq!(job["upload"]["type"], "single", "{job}");
     (
         job["id"].as_str().expect("job id").to_string(),
-        job["upload"]["url"]
-            .as_str()
-            .expect("upload url")
-            .to_string(),
+        job["upload"].clone(),
     )
 }
 
@@ -88,7 +86,7 @@ async fn a_swallowed_upload_event_is_redriven_through_the_whole_stack() {
     .await
     .expect("move the key");
     assert_eq!(moved.rows_affected(), 1);
-    curl_upload(&url, &file).expect("upload");
+    curl_upload_plan(&url, &file).expect("upload");
     let uploaded = Instant::now();
     eprintln!(
         "{} uploaded {id}; its S3 event goes to a worker that drops it",
@@ -161,7 +159,7 @@ async fn a_postgres_backend_killed_mid_part_is_retried_in_seconds_without_double
     // The rows exist, so the second import updates them (a merge that takes
     // row locks).
     let (first, url) = create_import(&stack, &key, "first.csv", text.len()).await;
-    curl_upload(&url, &file).expect("upload");
+    curl_upload_plan(&url, &file).expect("upload");
     let landed = stack
         .wait_job(&key, &first, Duration::from_secs(60), |j| {
             j["state"] == "succeeded" || j["state"] == "failed"
@@ -189,7 +187,7 @@ async fn a_postgres_backend_killed_mid_part_is_retried_in_seconds_without_double
     let changed = text.replace(";1;0;2021-03-", ";0;1;2022-04-");
     let file = write_temp("second.csv", &changed);
     let (id, url) = create_import(&stack, &key, "second.csv", changed.len()).await;
-    curl_upload(&url, &file).expect("upload");
+    curl_upload_plan(&url, &file).expect("upload");
     let started = Instant::now();
     let worker: i32 = loop {
         let blocked: Option<i32> = sqlx::query_scalar(

@@ -294,6 +294,10 @@ async fn start(ctx: &Ctx, args: &ImportArgs, size: u64) -> CliResult<String> {
                     .await
                 {
                     Ok(_) => break,
+                    // A retry finds the file there: the try before landed
+                    // and only its answer was lost. The worker checks the
+                    // size and ETag it records against what was declared.
+                    Err(Attempt::AlreadyThere(_)) if attempt > 0 => break,
                     Err(Attempt::Retry(msg)) if attempt < ctx.transfers.retries => {
                         attempt += 1;
                         bar.println(format!("upload failed ({msg}); retrying"));
@@ -555,6 +559,7 @@ async fn part_matches(file: &Path, offset: u64, len: u64, etag: &str) -> CliResu
 fn attempt_message(a: &Attempt) -> String {
     match a {
         Attempt::Retry(m) | Attempt::Fatal(m) => m.clone(),
+        Attempt::AlreadyThere(m) => format!("{m} (this upload URL was used already)"),
         Attempt::Refused(m) => format!("{m} (the presigned URL may have expired)"),
     }
 }

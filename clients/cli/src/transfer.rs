@@ -79,12 +79,19 @@ pub enum Attempt {
     Refused(String),
     /// Trying again will not help.
     Fatal(String),
+    /// The object is there already (412 to a single-use PUT, which carries
+    /// `If-None-Match: *`): an earlier try landed though its answer was lost,
+    /// or the URL was used before.
+    AlreadyThere(String),
 }
 
 impl Attempt {
     fn message(&self) -> &str {
         match self {
-            Attempt::Retry(m) | Attempt::Refused(m) | Attempt::Fatal(m) => m,
+            Attempt::Retry(m)
+            | Attempt::Refused(m)
+            | Attempt::Fatal(m)
+            | Attempt::AlreadyThere(m) => m,
         }
     }
 }
@@ -96,6 +103,8 @@ fn classify(status: StatusCode, body: &str) -> Attempt {
         Attempt::Retry(msg)
     } else if status == StatusCode::FORBIDDEN {
         Attempt::Refused(msg)
+    } else if status == StatusCode::PRECONDITION_FAILED {
+        Attempt::AlreadyThere(msg)
     } else {
         Attempt::Fatal(msg)
     }

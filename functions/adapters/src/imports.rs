@@ -15,6 +15,9 @@ use xlport_core::import::{ConflictPolicy, ImportCounts, Part, RejectedRow};
 use crate::pgcopy::CopyTx;
 use crate::postgres::{DbError, PgStore};
 
+/// The most warnings one file adds to its job.
+pub const MAX_FILE_WARNINGS: usize = 20;
+
 fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(db) if db.code().as_deref() == Some("23505"))
 }
@@ -419,7 +422,16 @@ impl PgStore {
     /// Adds the file's warnings (unknown columns and the like) to the job's,
     /// each once: a retried attempt reads the same file and says the same,
     /// and what the job's lifecycle noted (failed attempts, re-drives) stays.
+    /// Adds a file's warnings to the job's, each once. Each is bounded
+    /// ([`xlport_core::job::bounded_error`]) and at most
+    /// [`MAX_FILE_WARNINGS`] are kept, so a job's view stays small whatever
+    /// the file holds (issue #15).
     pub async fn set_warnings(&self, job: Uuid, warnings: &[String]) -> Result<(), DbError> {
+        let warnings: Vec<String> = warnings
+            .iter()
+            .take(MAX_FILE_WARNINGS)
+            .map(|w| xlport_core::job::bounded_error(w))
+            .collect();
         sqlx::query(
             "update jobs set warnings = warnings || coalesce(( \
                  select jsonb_agg(w order by n) from jsonb_array_elements($2) with ordinality as a(w, n) \

@@ -82,13 +82,18 @@ impl ObjectStore for S3Store {
     async fn presign_put(
         &self,
         key: &str,
+        content_length: u64,
         expires: Duration,
     ) -> Result<PresignedRequest, StoreError> {
+        let length = i64::try_from(content_length)
+            .map_err(|_| StoreError::Other(format!("{content_length} bytes is no object size")))?;
         let p = self
             .client
             .put_object()
             .bucket(&self.bucket)
             .key(key)
+            .content_length(length)
+            .if_none_match("*")
             .presigned(presign_config(expires)?)
             .await
             .map_err(other)?;

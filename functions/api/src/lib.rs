@@ -278,7 +278,7 @@ impl App {
             let put = self
                 .deps
                 .s3
-                .presign_put(&key, config.upload_url_ttl)
+                .presign_put(&key, body.size, config.upload_url_ttl)
                 .await?;
             (
                 json!({

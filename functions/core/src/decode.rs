@@ -354,6 +354,19 @@ pub fn decode_file(
     Ok(info)
 }
 
+/// The first `max` items joined with ", ", then "and N more": a list a
+/// warning echoes stays short whatever the file holds.
+fn listed(items: &[String], max: usize) -> String {
+    if items.len() <= max {
+        return items.join(", ");
+    }
+    format!(
+        "{}, and {} more",
+        items[..max].join(", "),
+        items.len() - max
+    )
+}
+
 fn plural<'w>(n: u64, one: &'w str, many: &'w str) -> &'w str {
     if n == 1 { one } else { many }
 }
@@ -595,13 +608,16 @@ fn find_table(
     };
     let mut warnings = mapping.warnings.clone();
     if !not_read.is_empty() {
-        let list: Vec<String> = not_read.iter().map(|s| format!("`{s}`")).collect();
+        let list: Vec<String> = not_read
+            .iter()
+            .map(|s| format!("`{}`", crate::job::clip(s, 80)))
+            .collect();
         warnings.push(format!(
             "{} {} not read: {} first row is not the header of sheet `{}`",
             plural(not_read.len() as u64, "sheet", "sheets"),
-            list.join(", "),
+            listed(&list, 20),
             plural(not_read.len() as u64, "its", "their"),
-            sheets[0].0
+            crate::job::clip(&sheets[0].0, 80)
         ));
     }
     let info = FileInfo {
@@ -1386,7 +1402,13 @@ fn map_headers(
             Some(Known::Record) => {
                 record_field.get_or_insert(*field);
             }
-            None => unknown.push(format!("`{}` ({})", text.trim(), describe(*field))),
+            // Each name clipped: a hostile header of megabytes must not
+            // become a warning of megabytes (issue #15).
+            None => unknown.push(format!(
+                "`{}` ({})",
+                crate::job::clip(text.trim(), 80),
+                describe(*field)
+            )),
         }
     }
     let missing: Vec<String> = dataset
@@ -1410,7 +1432,7 @@ fn map_headers(
                     "columns"
                 },
                 dataset.name,
-                unknown.join(", ")
+                listed(&unknown, 20)
             ),
         );
     }
@@ -2822,6 +2844,31 @@ mod tests {
 
     const CSV_HEADER: &str = "CPF;PRIVATE;INCOMPLETO;DATA DA ÚLTIMA COMPRA;TICKET MÉDIO;\
                               TICKET DA ÚLTIMA COMPRA;LOJA MAIS FREQUÊNTE;LOJA DA ÚLTIMA COMPRA";
+
+    /// Issue #15: a megabyte-long unknown header, and hundreds of unknown
+    /// columns, give a warning of a few kilobytes, not megabytes.
+    #[test]
+    fn warnings_about_unknown_columns_stay_small() {
+        let huge = "X".repeat(1 << 20);
+        let many: Vec<String> = (0..300).map(|i| format!("EXTRA {i}")).collect();
+        let text = format!(
+            "{CSV_HEADER};{huge};{}\n990.999.999-66;0;0;22/05/2013;399,00;399,00;;;a{}\n",
+            many.join(";"),
+            ";b".repeat(300)
+        );
+        let file = Tmp::with("wide.csv", text.as_bytes());
+        let (info, rows) = run(&file.0);
+        assert_eq!(rows.len(), 1);
+        assert_eq!(info.warnings.len(), 1, "{:?}", info.warnings.len());
+        let warning = &info.warnings[0];
+        assert!(warning.len() < 3_000, "{} bytes", warning.len());
+        assert!(warning.starts_with("ignored columns not in dataset `user_purchase`: `XXX"));
+        assert!(
+            warning.contains("…` (field 9)"),
+            "the huge name is clipped and marked"
+        );
+        assert!(warning.ends_with("and 281 more"), "{warning}");
+    }
 
     #[test]
     fn csv_semicolon_windows_1252() {

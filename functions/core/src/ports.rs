@@ -35,9 +35,15 @@ pub struct PresignedRequest {
 }
 
 pub trait ObjectStore: Send + Sync {
+    /// A single-use PUT of exactly `content_length` bytes to `key`, valid
+    /// for `expires`: the length and `If-None-Match: *` are signed headers
+    /// (`headers` says what to send), so S3 refuses a body of another size
+    /// (403) and a second PUT once the object exists (412, S3 conditional
+    /// writes). Issue #15.
     fn presign_put(
         &self,
         key: &str,
+        content_length: u64,
         expires: Duration,
     ) -> impl Future<Output = Result<PresignedRequest, StoreError>> + Send;
 
