@@ -172,16 +172,7 @@ async fn round_trip(
     user: usize,
 ) -> anyhow::Result<Trip> {
     let started = Instant::now();
-    let export: Value = http
-        .post(format!("{api}/exports"))
-        .bearer_auth(key)
-        .json(&json!({"dataset": "user_purchase", "format": "xlsx"}))
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?;
-    let id = export["id"].as_str().context("export id")?.to_string();
+    let id = crate::start_export(http, api, key).await?;
     let export = poll(http, api, key, &id).await?;
     if export["counts"]["rows"].as_u64() != Some(rows) {
         bail!(

@@ -334,16 +334,7 @@ async fn export_jobs(run: &ExportRun<'_>) -> anyhow::Result<Value> {
     let started_wall = chrono::Utc::now();
     let mut ids = Vec::new();
     for _ in 0..concurrent {
-        let resp: Value = http
-            .post(format!("{api}/exports"))
-            .bearer_auth(token)
-            .json(&json!({"dataset": "user_purchase", "format": "xlsx"}))
-            .send()
-            .await?
-            .error_for_status()?
-            .json()
-            .await?;
-        ids.push(resp["id"].as_str().context("job id")?.to_string());
+        ids.push(start_export(&http, api, token).await?);
     }
     let posted_s = started.elapsed().as_secs_f64();
     let mut jobs = Vec::new();
@@ -398,6 +389,24 @@ async fn export_jobs(run: &ExportRun<'_>) -> anyhow::Result<Value> {
         "peak_rss_mb": peak_rss_mb,
         "peak_rss_mb_before": worker_rss_before,
     }))
+}
+
+/// POST /exports of the whole `user_purchase` as xlsx; the job's id.
+pub async fn start_export(
+    http: &reqwest::Client,
+    api: &str,
+    token: &str,
+) -> anyhow::Result<String> {
+    let resp: Value = http
+        .post(format!("{api}/exports"))
+        .bearer_auth(token)
+        .json(&json!({"dataset": "user_purchase", "format": "xlsx"}))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    Ok(resp["id"].as_str().context("job id")?.to_string())
 }
 
 /// Polls GET /jobs/{id} every `every` until the job succeeds (returned) or
