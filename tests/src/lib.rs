@@ -514,19 +514,25 @@ pub async fn import_bytes_into(
     options: Value,
 ) -> Job {
     let (id, key) = new_import_job(deps, dataset, filename, bytes.len(), options).await;
+    let etag = put_object(deps, &key, bytes).await;
+    deliver(deps, &key, bytes.len(), &etag).await;
+    deps.db.job(id).await.unwrap().unwrap()
+}
+
+/// Puts `bytes` at `key` in the test bucket (as any S3 client would, not
+/// through a presigned URL); returns the ETag without quotes.
+pub async fn put_object(deps: &Deps, key: &str, bytes: &[u8]) -> String {
     let put = deps
         .s3
         .client
         .put_object()
         .bucket(&deps.config.bucket)
-        .key(&key)
+        .key(key)
         .body(bytes.to_vec().into())
         .send()
         .await
-        .unwrap();
-    let etag = put.e_tag().unwrap().trim_matches('"').to_string();
-    deliver(deps, &key, bytes.len(), &etag).await;
-    deps.db.job(id).await.unwrap().unwrap()
+        .expect("put object");
+    put.e_tag().expect("an ETag").trim_matches('"').to_string()
 }
 
 /// An S3 `ObjectCreated:Put` notification inside an SQS message, as the

@@ -1275,19 +1275,7 @@ async fn object_exists(deps: &Deps, key: &str) -> bool {
     }
 }
 
-async fn put_at(deps: &Deps, key: &str, bytes: &[u8]) -> String {
-    let put = deps
-        .s3
-        .client
-        .put_object()
-        .bucket(&deps.config.bucket)
-        .key(key)
-        .body(bytes.to_vec().into())
-        .send()
-        .await
-        .unwrap();
-    put.e_tag().unwrap().trim_matches('"').to_string()
-}
+use xlport_tests::put_object as put_at;
 
 /// Issue #15, fault 5: an import whose file never arrives does not wait
 /// forever. Once its upload URLs have expired (plus a minute), the sweep
