@@ -163,6 +163,15 @@ impl Stack {
         }
     }
 
+    /// Polls GET /jobs/{id} until the job has succeeded or failed, or fails
+    /// after `timeout`; the job as it ended.
+    pub async fn wait_finished(&self, key: &str, id: &str, timeout: Duration) -> Value {
+        self.wait_job(key, id, timeout, |j| {
+            j["state"] == "succeeded" || j["state"] == "failed"
+        })
+        .await
+    }
+
     /// Polls GET /jobs/{id} until `done` holds, or fails after `timeout`.
     pub async fn wait_job(
         &self,

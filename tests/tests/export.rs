@@ -516,16 +516,11 @@ async fn a_crashed_export_is_taken_over_and_completed() {
     assert_eq!(done.state, JobState::Succeeded, "{:?}", done.error);
     assert_eq!(done.attempts, 2);
     assert_eq!(done.counts["rows"], 500);
-    let parts = deps
-        .s3
-        .client
-        .list_parts()
-        .bucket(&deps.config.bucket)
-        .key(&key)
-        .upload_id(&dead.upload_id)
-        .send()
-        .await;
-    assert!(parts.is_err(), "the dead attempt's upload was aborted");
+    let parts = deps.s3.list_parts(&key, &dead.upload_id).await;
+    assert!(
+        matches!(parts, Err(xlport_core::ports::StoreError::NotFound(_))),
+        "the dead attempt's upload was aborted: {parts:?}"
+    );
     let bytes = download(&deps, &key).await;
     let mut book = Xlsx::new(Cursor::new(bytes)).unwrap();
     let range = book.worksheet_range("user_purchase").unwrap();
@@ -585,9 +580,7 @@ async fn export_through_the_api_downloads_with_curl() {
     assert_eq!(job["state"], "queued");
     let id = job["id"].as_str().unwrap();
     let job = stack
-        .wait_job(&key, id, Duration::from_secs(120), |j| {
-            j["state"] == "succeeded" || j["state"] == "failed"
-        })
+        .wait_finished(&key, id, Duration::from_secs(120))
         .await;
     assert_eq!(job["state"], "succeeded", "{job}");
     let expected: i64 = sqlx::query_scalar(

@@ -149,9 +149,7 @@ async fn curl_upload_reaches_the_import_worker_through_s3_sqs_and_the_mapping() 
     assert_eq!(job["object"]["etag"], md5_hex(&content).as_str());
     assert_ne!(job["state"], "awaiting_upload");
     let job = stack
-        .wait_job(&key, &id, Duration::from_secs(60), |j| {
-            j["state"] == "succeeded" || j["state"] == "failed"
-        })
+        .wait_finished(&key, &id, Duration::from_secs(60))
         .await;
     assert_eq!(job["state"], "succeeded", "{job}");
     assert_eq!(job["counts"]["rows_read"], 1);

@@ -16,7 +16,7 @@ use xlport_core::job::{Job, keys};
 use xlport_core::{JobKind, JobState};
 use xlport_tests::{
     Stack, big_csv, curl_upload, deliver, deps_with_fresh_db, download, import_bytes,
-    libreoffice_resave, openpyxl_sheets, snapshot,
+    libreoffice_resave, openpyxl_sheets, put_object, snapshot,
 };
 
 const SPEC_TXT: &str = "CPF                PRIVATE     INCOMPLETO  DATA DA ÚLTIMA COMPRA TICKET MÉDIO          TICKET DA ÚLTIMA COMPRA LOJA MAIS FREQUÊNTE     LOJA DA ÚLTIMA COMPRA\n\
@@ -475,17 +475,7 @@ async fn a_worker_killed_mid_file_resumes_after_the_last_committed_part() {
         })
         .await
         .unwrap();
-    let put = deps
-        .s3
-        .client
-        .put_object()
-        .bucket(&deps.config.bucket)
-        .key(&key)
-        .body(text.clone().into_bytes().into())
-        .send()
-        .await
-        .unwrap();
-    let etag = put.e_tag().unwrap().trim_matches('"').to_string();
+    let etag = put_object(&deps, &key, text.as_bytes()).await;
 
     // Kill the worker once a few parts are committed. It runs with its own
     // connection pool, as a separate process would, so its dropped
@@ -840,9 +830,7 @@ async fn multipart_upload_with_curl_through_the_api() {
     assert_eq!(status, 200, "{body}");
 
     let job = stack
-        .wait_job(&key, &id, Duration::from_secs(180), |j| {
-            j["state"] == "succeeded" || j["state"] == "failed"
-        })
+        .wait_finished(&key, &id, Duration::from_secs(180))
         .await;
     assert_eq!(job["state"], "succeeded", "{job}");
     assert_eq!(job["counts"]["rows_read"], 400_000);
@@ -1055,15 +1043,7 @@ async fn a_swallowed_event_is_redriven_by_the_sweep() {
     assert!(swept.redriven.is_empty(), "{swept:?}");
     assert_eq!(swept.awaiting_upload, 1);
     // Uploaded, and its event lost.
-    deps.s3
-        .client
-        .put_object()
-        .bucket(&deps.config.bucket)
-        .key(&key)
-        .body(SPEC_TXT.as_bytes().to_vec().into())
-        .send()
-        .await
-        .unwrap();
+    put_object(&deps, &key, SPEC_TXT.as_bytes()).await;
     let swept = xlport_adapters::sweep::sweep(&deps, Duration::ZERO)
         .await
         .unwrap();
@@ -1234,18 +1214,8 @@ async fn a_file_swapped_after_its_check_is_refused_not_imported() {
     let (id, key) =
         xlport_tests::new_import_job(&deps, "user_purchase", "small.csv", small.len(), json!({}))
             .await;
-    let put = |body: Vec<u8>| {
-        deps.s3
-            .client
-            .put_object()
-            .bucket(&deps.config.bucket)
-            .key(&key)
-            .body(body.into())
-            .send()
-    };
-    let first = put(small.as_bytes().to_vec()).await.unwrap();
-    let small_etag = first.e_tag().unwrap().trim_matches('"').to_string();
-    put(big.as_bytes().to_vec()).await.unwrap();
+    let small_etag = put_object(&deps, &key, small.as_bytes()).await;
+    put_object(&deps, &key, big.as_bytes()).await;
 
     // The first PUT's event, read after the second PUT replaced the object.
     // The job fails, and its message goes on to the dead-letter queue, as
@@ -1274,8 +1244,6 @@ async fn object_exists(deps: &Deps, key: &str) -> bool {
         Err(e) => panic!("head {key}: {e}"),
     }
 }
-
-use xlport_tests::put_object as put_at;
 
 /// Issue #15, fault 5: an import whose file never arrives does not wait
 /// forever. Once its upload URLs have expired (plus a minute), the sweep
@@ -1318,7 +1286,7 @@ async fn imports_whose_upload_never_arrives_expire_and_free_their_parts() {
     let (arrived, arrived_key) =
         xlport_tests::new_import_job(&deps, "user_purchase", "base.txt", SPEC_TXT.len(), upsert())
             .await;
-    put_at(&deps, &arrived_key, SPEC_TXT.as_bytes()).await;
+    put_object(&deps, &arrived_key, SPEC_TXT.as_bytes()).await;
     // A fresh one, not expired.
     let (fresh, _) =
         xlport_tests::new_import_job(&deps, "user_purchase", "fresh.csv", 10, upsert()).await;
@@ -1360,17 +1328,9 @@ async fn imports_whose_upload_never_arrives_expire_and_free_their_parts() {
         "its event is on the queue again"
     );
     // S3 has freed the parts: the upload is gone.
-    let parts = deps
-        .s3
-        .client
-        .list_parts()
-        .bucket(&deps.config.bucket)
-        .key(&mp_key)
-        .upload_id(&mp.upload_id)
-        .send()
-        .await;
+    let parts = deps.s3.list_parts(&mp_key, &mp.upload_id).await;
     assert!(
-        parts.is_err(),
+        matches!(parts, Err(xlport_core::ports::StoreError::NotFound(_))),
         "the multipart upload was aborted: {parts:?}"
     );
     // A second sweep changes nothing.
@@ -1388,7 +1348,7 @@ async fn refused_and_orphaned_uploads_are_deleted() {
     let (deps, _db) = deps_with_fresh_db().await;
     let (refused, key) =
         xlport_tests::new_import_job(&deps, "user_purchase", "base.txt", 10, upsert()).await;
-    let etag = put_at(&deps, &key, SPEC_TXT.as_bytes()).await;
+    let etag = put_object(&deps, &key, SPEC_TXT.as_bytes()).await;
     assert_eq!(deliver(&deps, &key, SPEC_TXT.len(), &etag).await, 0);
     let job = deps.db.job(refused).await.unwrap().unwrap();
     assert_eq!(job.state, JobState::Failed);
@@ -1416,7 +1376,7 @@ async fn refused_and_orphaned_uploads_are_deleted() {
             .await
             .unwrap()
     );
-    let etag = put_at(&deps, &key, SPEC_TXT.as_bytes()).await;
+    let etag = put_object(&deps, &key, SPEC_TXT.as_bytes()).await;
     assert_eq!(deliver(&deps, &key, SPEC_TXT.len(), &etag).await, 0);
     assert_eq!(
         deps.db.job(aborted).await.unwrap().unwrap().state,

@@ -113,9 +113,7 @@ async fn a_swallowed_upload_event_is_redriven_through_the_whole_stack() {
     );
 
     let done = stack
-        .wait_job(&key, &id, Duration::from_secs(90), |j| {
-            j["state"] == "succeeded" || j["state"] == "failed"
-        })
+        .wait_finished(&key, &id, Duration::from_secs(90))
         .await;
     let took = uploaded.elapsed();
     eprintln!(
@@ -161,9 +159,7 @@ async fn a_postgres_backend_killed_mid_part_is_retried_in_seconds_without_double
     let (first, url) = create_import(&stack, &key, "first.csv", text.len()).await;
     curl_upload_plan(&url, &file).expect("upload");
     let landed = stack
-        .wait_job(&key, &first, Duration::from_secs(60), |j| {
-            j["state"] == "succeeded" || j["state"] == "failed"
-        })
+        .wait_finished(&key, &first, Duration::from_secs(60))
         .await;
     assert_eq!(landed["state"], "succeeded", "{landed}");
     assert_eq!(landed["counts"]["inserted"], 30, "{landed}");
@@ -245,9 +241,7 @@ async fn a_postgres_backend_killed_mid_part_is_retried_in_seconds_without_double
     );
 
     let done = stack
-        .wait_job(&key, &id, Duration::from_secs(90), |j| {
-            j["state"] == "succeeded" || j["state"] == "failed"
-        })
+        .wait_finished(&key, &id, Duration::from_secs(90))
         .await;
     let took = killed.elapsed();
     eprintln!(

@@ -47,18 +47,31 @@ impl SqsQueue {
             );
             return;
         };
+        if let Err(e) = self.set_visibility(queue_url, receipt_handle, after).await {
+            tracing::warn!(error = %e, "could not shorten the message's visibility");
+        }
+    }
+
+    /// Makes a received message of `queue_url` visible again `after` from
+    /// now (SQS `ChangeMessageVisibility`; capped at SQS's maximum, 12
+    /// hours). An error when the receipt handle is no longer valid (the
+    /// message was deleted or received again).
+    pub async fn set_visibility(
+        &self,
+        queue_url: &str,
+        receipt_handle: &str,
+        after: std::time::Duration,
+    ) -> Result<(), StoreError> {
         let secs = after.as_secs().min(12 * 60 * 60) as i32;
-        if let Err(e) = self
-            .client
+        self.client
             .change_message_visibility()
             .queue_url(queue_url)
             .receipt_handle(receipt_handle)
             .visibility_timeout(secs)
             .send()
             .await
-        {
-            tracing::warn!(error = %error_chain(&e), "could not shorten the message's visibility");
-        }
+            .map(|_| ())
+            .map_err(|e| StoreError::Other(error_chain(&e)))
     }
 }
 

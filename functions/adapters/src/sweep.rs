@@ -58,8 +58,6 @@ struct Unfinished {
     id: Uuid,
     object_key: Option<String>,
     upload_id: Option<String>,
-    object_size: Option<i64>,
-    etag: Option<String>,
 }
 
 /// At most this many jobs are looked at per sweep, oldest first.
@@ -122,7 +120,7 @@ pub async fn sweep(deps: &Deps, stall: Duration) -> anyhow::Result<Swept> {
 async fn expire_uploads(deps: &Deps, swept: &mut Swept) -> anyhow::Result<()> {
     let ttl = deps.config.upload_url_ttl.as_secs_f64() + 60.0;
     let unfinished: Vec<Unfinished> = sqlx::query_as(
-        "select id, object_key, upload_id, object_size, etag from jobs \
+        "select id, object_key, upload_id from jobs \
          where state = 'awaiting_upload' and kind = 'import' \
            and updated_at < now() - make_interval(secs => $1) \
          order by updated_at limit $2",
@@ -137,16 +135,7 @@ async fn expire_uploads(deps: &Deps, swept: &mut Swept) -> anyhow::Result<()> {
         };
         match deps.s3.head(key).await {
             Ok(meta) => {
-                let stalled = Stalled {
-                    id: job.id,
-                    kind: "import".into(),
-                    state: "awaiting_upload".into(),
-                    object_key: job.object_key.clone(),
-                    object_size: job.object_size.or(i64::try_from(meta.size).ok()),
-                    etag: job.etag.clone().or(Some(meta.etag)),
-                    waiting_since: Utc::now(),
-                };
-                redrive(deps, &stalled).await?;
+                send_object_event(deps, key, meta.size, &meta.etag).await?;
                 swept.redriven.push(job.id);
                 continue;
             }
@@ -204,7 +193,14 @@ async fn redrive(deps: &Deps, job: &Stalled) -> anyhow::Result<bool> {
             Err(e) => return Err(e.into()),
         },
     };
-    let body = object_created_notification(&deps.config.bucket, key, size, &etag);
-    deps.sqs.send(&deps.config.imports_queue_url, body).await?;
+    send_object_event(deps, key, size, &etag).await?;
     Ok(true)
+}
+
+/// Sends the S3 `ObjectCreated` notification of `key` to the imports queue
+/// again, as S3 would have.
+async fn send_object_event(deps: &Deps, key: &str, size: u64, etag: &str) -> anyhow::Result<()> {
+    let body = object_created_notification(&deps.config.bucket, key, size, etag);
+    deps.sqs.send(&deps.config.imports_queue_url, body).await?;
+    Ok(())
 }

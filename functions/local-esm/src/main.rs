@@ -20,6 +20,7 @@ use clap::Parser;
 use serde_json::{Value, json};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
+use xlport_adapters::sqs::SqsQueue;
 use xlport_adapters::{Config, aws};
 use xlport_core::job::retry_backoff;
 
@@ -170,20 +171,18 @@ async fn release(
     messages: Vec<(String, String)>,
     after: Duration,
 ) {
+    let queue = SqsQueue::new(sqs.clone());
     for (id, receipt) in messages {
-        let seconds = i32::try_from(after.as_secs()).unwrap_or(i32::MAX);
-        match sqs
-            .change_message_visibility()
-            .queue_url(&mapping.queue_url)
-            .receipt_handle(receipt)
-            .visibility_timeout(seconds)
-            .send()
+        match queue
+            .set_visibility(&mapping.queue_url, &receipt, after)
             .await
         {
-            Ok(_) => tracing::info!(message = %id, after_secs = seconds, "message released"),
+            Ok(()) => {
+                tracing::info!(message = %id, after_secs = after.as_secs(), "message released")
+            }
             // The message was deleted or received again meanwhile: nothing to release.
             Err(e) => {
-                tracing::debug!(message = %id, error = %aws::error_chain(&e), "release failed")
+                tracing::debug!(message = %id, error = %e, "release failed")
             }
         }
     }
