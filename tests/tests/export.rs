@@ -12,6 +12,7 @@ use uuid::Uuid;
 use xlport_adapters::Deps;
 use xlport_adapters::postgres::seed_user_purchase;
 use xlport_core::JobState;
+use xlport_core::ports::{JobStore, ObjectStore};
 use xlport_core::xlsx::check_conventional_zip;
 use xlport_tests::{
     Stack, deps_with_fresh_db, deps_with_one_connection, download, fail_a_copy, import_bytes,
@@ -494,10 +495,7 @@ async fn a_crashed_export_is_taken_over_and_completed() {
         .claim_job(job, "dead-worker", Duration::from_secs(0))
         .await
         .unwrap();
-    assert!(matches!(
-        claim,
-        xlport_adapters::postgres::Claim::Claimed(_)
-    ));
+    assert!(matches!(claim, xlport_core::job::Claim::Claimed(_)));
     let key = format!("exports/{job}/test-export.xlsx");
     let dead = deps
         .s3

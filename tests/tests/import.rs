@@ -11,8 +11,8 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 use xlport_adapters::Deps;
 use xlport_adapters::pgcopy::CopyConnection;
-use xlport_adapters::postgres::{NewJob, UploadOutcome};
-use xlport_core::job::{Job, keys};
+use xlport_core::job::{Job, NewJob, UploadOutcome, keys};
+use xlport_core::ports::{JobStore, ObjectStore};
 use xlport_core::{JobKind, JobState};
 use xlport_tests::{
     Stack, big_csv, curl_upload, deliver, deps_with_fresh_db, download, import_bytes,
@@ -1372,7 +1372,7 @@ async fn refused_and_orphaned_uploads_are_deleted() {
         .unwrap();
     assert!(
         deps.db
-            .cancel_upload(aborted, xlport_adapters::postgres::KeyId(owner))
+            .cancel_upload(aborted, xlport_core::job::KeyId(owner))
             .await
             .unwrap()
     );

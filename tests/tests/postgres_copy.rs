@@ -10,7 +10,9 @@ use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 use uuid::Uuid;
 use xlport_adapters::pgcopy::{CopyConnection, CopyOutEnd};
-use xlport_adapters::postgres::{Claim, KeyId, NewJob, PgStore};
+use xlport_adapters::postgres::PgStore;
+use xlport_core::job::{Claim, KeyId, NewJob};
+use xlport_core::ports::JobStore;
 use xlport_core::{JobKind, JobState};
 use xlport_tests::{FreshDb, fresh_database};
 

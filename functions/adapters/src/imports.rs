@@ -15,9 +15,6 @@ use xlport_core::import::{ConflictPolicy, ImportCounts, Part, RejectedRow};
 use crate::pgcopy::CopyTx;
 use crate::postgres::{DbError, PgStore};
 
-/// The most warnings one file adds to its job.
-pub const MAX_FILE_WARNINGS: usize = 20;
-
 fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(db) if db.code().as_deref() == Some("23505"))
 }
@@ -289,26 +286,6 @@ pub async fn record_part(
     Ok(())
 }
 
-/// One entry of GET /jobs/{id}'s `parts`.
-#[derive(Debug, Clone, serde::Serialize, sqlx::FromRow)]
-pub struct PartStatus {
-    pub part_no: i32,
-    pub state: String,
-    /// Workbooks only: the sheets of the part's first and last rows.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub first_sheet: Option<String>,
-    pub first_row: Option<i64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub last_sheet: Option<String>,
-    pub last_row: Option<i64>,
-    pub rows_read: i32,
-    pub inserted: i32,
-    pub updated: i32,
-    pub rejected: i32,
-    pub counts: serde_json::Value,
-    pub error: Option<String>,
-}
-
 /// A rejected row as stored, for the error report.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct StoredRejection {
@@ -335,16 +312,6 @@ pub struct ReportShape {
 }
 
 impl PgStore {
-    pub async fn job_parts(&self, job: Uuid) -> Result<Vec<PartStatus>, DbError> {
-        Ok(sqlx::query_as(
-            "select part_no, state, first_sheet, first_row, last_sheet, last_row, rows_read, inserted, updated, rejected, counts, error \
-             from job_parts where job_id = $1 order by part_no",
-        )
-        .bind(job)
-        .fetch_all(&self.pool)
-        .await?)
-    }
-
     /// Rejected rows of a job in file order, a page at a time (the report
     /// writer pages through them so memory stays flat): those after
     /// position `after_ord` (-1 for the first page).
@@ -416,32 +383,6 @@ impl PgStore {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        Ok(())
-    }
-
-    /// Adds the file's warnings (unknown columns and the like) to the job's,
-    /// each once: a retried attempt reads the same file and says the same,
-    /// and what the job's lifecycle noted (failed attempts, re-drives) stays.
-    /// Adds a file's warnings to the job's, each once. Each is bounded
-    /// ([`xlport_core::job::bounded_error`]) and at most
-    /// [`MAX_FILE_WARNINGS`] are kept, so a job's view stays small whatever
-    /// the file holds (issue #15).
-    pub async fn set_warnings(&self, job: Uuid, warnings: &[String]) -> Result<(), DbError> {
-        let warnings: Vec<String> = warnings
-            .iter()
-            .take(MAX_FILE_WARNINGS)
-            .map(|w| xlport_core::job::bounded_error(w))
-            .collect();
-        sqlx::query(
-            "update jobs set warnings = warnings || coalesce(( \
-                 select jsonb_agg(w order by n) from jsonb_array_elements($2) with ordinality as a(w, n) \
-                 where not jobs.warnings @> jsonb_build_array(w)), '[]'::jsonb), \
-             updated_at = now() where id = $1",
-        )
-        .bind(job)
-        .bind(serde_json::json!(warnings))
-        .execute(&self.pool)
-        .await?;
         Ok(())
     }
 }

@@ -8,7 +8,12 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{FromRow, PgPool};
 use uuid::Uuid;
 use xlport_core::apikey;
-use xlport_core::job::{Job, JobKind, JobState};
+use xlport_core::job::{
+    Claim, Job, JobKind, JobState, KeyId, NewJob, PartStatus, UploadOutcome, bounded_error,
+    bounded_warnings,
+};
+use xlport_core::lifecycle::Step;
+use xlport_core::ports::JobStore;
 
 use crate::config::Config;
 use crate::pgcopy::CopyConnection;
@@ -42,10 +47,6 @@ pub async fn migrate(pool: &PgPool) -> Result<(), DbError> {
     MIGRATOR.run(pool).await?;
     Ok(())
 }
-
-/// Identity of the caller, resolved from a bearer token.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct KeyId(pub Uuid);
 
 #[derive(Clone)]
 pub struct PgStore {
@@ -128,41 +129,9 @@ macro_rules! job_columns {
     };
 }
 
-/// What a new job starts with.
-#[derive(Debug, Clone)]
-pub struct NewJob {
-    pub id: Uuid,
-    pub owner: KeyId,
-    pub kind: JobKind,
-    pub dataset: String,
-    pub state: JobState,
-    pub format: Option<String>,
-    pub options: serde_json::Value,
-    pub filename: Option<String>,
-    pub object_key: Option<String>,
-    pub declared_size: Option<i64>,
-    pub upload_id: Option<String>,
-}
-
-/// What happened when an uploaded object was matched to its job.
-#[derive(Debug, Clone)]
-pub enum UploadOutcome {
-    /// The job moved from awaiting_upload to queued.
-    Queued(Job),
-    /// The same object (etag) was already recorded: a redelivery.
-    AlreadyRecorded(Job),
-    /// No job is waiting for this key.
-    UnknownKey,
-}
-
 impl PgStore {
     pub fn new(pool: PgPool) -> Self {
         Self { pool }
-    }
-
-    pub async fn ping(&self) -> Result<(), DbError> {
-        sqlx::query("select 1").execute(&self.pool).await?;
-        Ok(())
     }
 
     /// Creates a key and returns its plaintext, which is never stored.
@@ -200,7 +169,49 @@ impl PgStore {
         Ok(KeyId(id))
     }
 
-    pub async fn authenticate(&self, token: &str) -> Result<Option<KeyId>, DbError> {
+    /// Ends a job by `step` (fail, expire) with `reason`, from the step's
+    /// states only. False if it had moved on.
+    async fn end_job(&self, id: Uuid, step: Step, reason: &str) -> Result<bool, DbError> {
+        let done = sqlx::query(
+            "update jobs set state = $3, error = $2, finished_at = now(), updated_at = now(), \
+             lease_owner = null, lease_until = null \
+             where id = $1 and state = any($4)",
+        )
+        .bind(id)
+        .bind(reason)
+        .bind(step.to().as_str())
+        .bind(step.from_names())
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+}
+
+/// One row of `job_parts`, as [`PartStatus`].
+type PartRow = (
+    i32,
+    String,
+    Option<String>,
+    Option<i64>,
+    Option<String>,
+    Option<i64>,
+    i32,
+    i32,
+    i32,
+    i32,
+    serde_json::Value,
+    Option<String>,
+);
+
+impl JobStore for PgStore {
+    type Error = DbError;
+
+    async fn ping(&self) -> Result<(), DbError> {
+        sqlx::query("select 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn authenticate(&self, token: &str) -> Result<Option<KeyId>, DbError> {
         let id: Option<Uuid> = sqlx::query_scalar(
             "select id from api_keys where key_hash = $1 and revoked_at is null",
         )
@@ -210,7 +221,7 @@ impl PgStore {
         Ok(id.map(KeyId))
     }
 
-    pub async fn create_job(&self, new: NewJob) -> Result<Job, DbError> {
+    async fn create_job(&self, new: NewJob) -> Result<Job, DbError> {
         let row: JobRow = sqlx::query_as(concat!(
             "insert into jobs (id, owner_key_id, kind, dataset, state, format, options, filename, \
              object_key, declared_size, upload_id) \
@@ -234,8 +245,19 @@ impl PgStore {
         row.try_into()
     }
 
-    /// A job, as its owner sees it: someone else's job does not exist.
-    pub async fn job_for_owner(&self, owner: KeyId, id: Uuid) -> Result<Option<Job>, DbError> {
+    async fn job(&self, id: Uuid) -> Result<Option<Job>, DbError> {
+        let row: Option<JobRow> = sqlx::query_as(concat!(
+            "select ",
+            job_columns!(),
+            " from jobs where id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(Job::try_from).transpose()
+    }
+
+    async fn job_for_owner(&self, owner: KeyId, id: Uuid) -> Result<Option<Job>, DbError> {
         let row: Option<JobRow> = sqlx::query_as(concat!(
             "select ",
             job_columns!(),
@@ -248,19 +270,7 @@ impl PgStore {
         row.map(Job::try_from).transpose()
     }
 
-    pub async fn job(&self, id: Uuid) -> Result<Option<Job>, DbError> {
-        let row: Option<JobRow> = sqlx::query_as(concat!(
-            "select ",
-            job_columns!(),
-            " from jobs where id = $1"
-        ))
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.map(Job::try_from).transpose()
-    }
-
-    pub async fn list_jobs(&self, owner: KeyId, limit: i64) -> Result<Vec<Job>, DbError> {
+    async fn list_jobs(&self, owner: KeyId, limit: i64) -> Result<Vec<Job>, DbError> {
         let rows: Vec<JobRow> = sqlx::query_as(concat!(
             "select ",
             job_columns!(),
@@ -273,18 +283,68 @@ impl PgStore {
         rows.into_iter().map(Job::try_from).collect()
     }
 
-    /// Records the object an S3 event reported for an import job and queues
-    /// the job. Atomic and idempotent: the same object twice queues once.
-    pub async fn record_upload(
+    async fn job_parts(&self, job: Uuid) -> Result<Vec<PartStatus>, DbError> {
+        let rows: Vec<PartRow> = sqlx::query_as(
+            "select part_no, state, first_sheet, first_row, last_sheet, last_row, rows_read, \
+                    inserted, updated, rejected, counts, error \
+             from job_parts where job_id = $1 order by part_no",
+        )
+        .bind(job)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| PartStatus {
+                part_no: r.0,
+                state: r.1,
+                first_sheet: r.2,
+                first_row: r.3,
+                last_sheet: r.4,
+                last_row: r.5,
+                rows_read: r.6,
+                inserted: r.7,
+                updated: r.8,
+                rejected: r.9,
+                counts: r.10,
+                error: r.11,
+            })
+            .collect())
+    }
+
+    async fn touch_job(&self, id: Uuid) -> Result<(), DbError> {
+        sqlx::query("update jobs set updated_at = now() where id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn cancel_upload(&self, id: Uuid, owner: KeyId) -> Result<bool, DbError> {
+        let step = Step::CancelUpload;
+        let done = sqlx::query(
+            "update jobs set state = $3, finished_at = now(), updated_at = now() \
+             where id = $1 and owner_key_id = $2 and state = any($4)",
+        )
+        .bind(id)
+        .bind(owner.0)
+        .bind(step.to().as_str())
+        .bind(step.from_names())
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn record_upload(
         &self,
         job_id: Uuid,
         key: &str,
         size: i64,
         etag: &str,
     ) -> Result<UploadOutcome, DbError> {
+        let step = Step::UploadArrived;
         let queued: Option<JobRow> = sqlx::query_as(concat!(
-            "update jobs set state = 'queued', object_size = $3, etag = $4, updated_at = now() \
-             where id = $1 and object_key = $2 and kind = 'import' and state = 'awaiting_upload' \
+            "update jobs set state = $5, object_size = $3, etag = $4, updated_at = now() \
+             where id = $1 and object_key = $2 and kind = 'import' and state = any($6) \
              returning ",
             job_columns!(),
             ""
@@ -293,6 +353,8 @@ impl PgStore {
         .bind(key)
         .bind(size)
         .bind(etag)
+        .bind(step.to().as_str())
+        .bind(step.from_names())
         .fetch_optional(&self.pool)
         .await?;
         if let Some(row) = queued {
@@ -313,62 +375,28 @@ impl PgStore {
         }
     }
 
-    /// Marks a job failed with a reason a person can act on, from any
-    /// non-terminal state. Returns false if it had already ended.
-    pub async fn fail_job(&self, id: Uuid, reason: &str) -> Result<bool, DbError> {
-        let done = sqlx::query(
-            "update jobs set state = 'failed', error = $2, finished_at = now(), updated_at = now(), \
-             lease_owner = null, lease_until = null \
-             where id = $1 and state not in ('succeeded', 'failed', 'cancelled')",
-        )
-        .bind(id)
-        .bind(reason)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() == 1)
-    }
-}
-
-/// The result of a worker trying to take a job.
-#[derive(Debug)]
-pub enum Claim {
-    /// The job is this worker's until its lease runs out.
-    Claimed(Box<Job>),
-    /// Another worker holds a live lease: try again later.
-    Busy,
-    /// Finished, cancelled or not yet uploaded: nothing to do. Never a
-    /// queued job, nor a running one whose lease lapsed.
-    NotClaimable(JobState),
-    Missing,
-}
-
-impl PgStore {
-    /// Atomically takes a queued job, or a running one whose worker's lease
-    /// lapsed (the worker died): exactly one worker wins.
-    ///
     /// The claim is an `UPDATE … RETURNING`; when it takes nothing, the state
     /// is read to say why. A job seen there as claimable (it was requeued, or
     /// its lease lapsed, between the two statements) is claimed again, so a
     /// claimable job is never reported as [`Claim::NotClaimable`] and its
     /// message never dropped as a duplicate (issue #20).
-    pub async fn claim_job(
-        &self,
-        id: Uuid,
-        worker: &str,
-        lease: Duration,
-    ) -> Result<Claim, DbError> {
+    async fn claim_job(&self, id: Uuid, worker: &str, lease: Duration) -> Result<Claim, DbError> {
+        let step = Step::Claim;
         for _ in 0..3 {
             let claimed: Option<JobRow> = sqlx::query_as(concat!(
-                "update jobs set state = 'running', attempts = attempts + 1, lease_owner = $2, \
+                "update jobs set state = $4, attempts = attempts + 1, lease_owner = $2, \
                  lease_until = now() + make_interval(secs => $3), started_at = coalesce(started_at, now()), \
                  next_attempt_at = null, updated_at = now() \
-                 where id = $1 and (state = 'queued' or (state = 'running' and (lease_until is null or lease_until < now()))) \
+                 where id = $1 and state = any($5) \
+                   and (state <> 'running' or lease_until is null or lease_until < now()) \
                  returning ",
                 job_columns!()
             ))
             .bind(id)
             .bind(worker)
             .bind(lease.as_secs_f64())
+            .bind(step.to().as_str())
+            .bind(step.from_names())
             .fetch_optional(&self.pool)
             .await?;
             if let Some(row) = claimed {
@@ -386,7 +414,7 @@ impl PgStore {
             match JobState::from_str(&state).map_err(|e| DbError::Corrupt(e.to_string()))? {
                 JobState::Running if !lapsed => return Ok(Claim::Busy),
                 // Claimable after all: it changed between the statements.
-                JobState::Queued | JobState::Running => continue,
+                state if step.applies_to(state) => continue,
                 other => return Ok(Claim::NotClaimable(other)),
             }
         }
@@ -394,9 +422,7 @@ impl PgStore {
         Ok(Claim::Busy)
     }
 
-    /// Records progress and renews the lease. False when the job is no longer
-    /// this worker's (cancelled, or taken over after a stall).
-    pub async fn heartbeat(
+    async fn heartbeat(
         &self,
         id: Uuid,
         worker: &str,
@@ -419,9 +445,7 @@ impl PgStore {
         Ok(done.rows_affected() == 1)
     }
 
-    /// Remembers the multipart upload a worker writes to, so whoever takes
-    /// over after a crash can abort it.
-    pub async fn set_upload(
+    async fn set_upload(
         &self,
         id: Uuid,
         worker: &str,
@@ -441,8 +465,7 @@ impl PgStore {
         Ok(())
     }
 
-    /// Marks a job this worker holds as succeeded.
-    pub async fn succeed_job(
+    async fn succeed_job(
         &self,
         id: Uuid,
         worker: &str,
@@ -450,43 +473,67 @@ impl PgStore {
         bytes: i64,
         counts: &serde_json::Value,
     ) -> Result<bool, DbError> {
+        let step = Step::Succeed;
         let done = sqlx::query(
-            "update jobs set state = 'succeeded', rows_done = $3, bytes_done = $4, counts = $5, \
+            "update jobs set state = $6, rows_done = $3, bytes_done = $4, counts = $5, \
              upload_id = null, lease_owner = null, lease_until = null, finished_at = now(), updated_at = now() \
-             where id = $1 and lease_owner = $2 and state = 'running'",
+             where id = $1 and lease_owner = $2 and state = any($7)",
         )
         .bind(id)
         .bind(worker)
         .bind(rows)
         .bind(bytes)
         .bind(counts)
+        .bind(step.to().as_str())
+        .bind(step.from_names())
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected() == 1)
     }
 
-    /// Gives a job back to the queue after a failure worth retrying: says
-    /// why (bounded) and when the next attempt is due, and keeps the attempt
-    /// in the job's warnings.
-    pub async fn requeue_job(
+    async fn requeue_job(
         &self,
         id: Uuid,
         worker: &str,
         reason: &str,
         retry_in: Duration,
     ) -> Result<(), DbError> {
-        let reason = xlport_core::job::bounded_error(reason);
+        let step = Step::Requeue;
         sqlx::query(
-            "update jobs set state = 'queued', error = null, last_error = $3, \
+            "update jobs set state = $5, error = null, last_error = $3, \
              next_attempt_at = now() + make_interval(secs => $4), \
              warnings = warnings || jsonb_build_array(format('attempt %s failed: %s', attempts, $3::text)), \
              lease_owner = null, lease_until = null, updated_at = now() \
-             where id = $1 and lease_owner = $2 and state = 'running'",
+             where id = $1 and lease_owner = $2 and state = any($6)",
         )
         .bind(id)
         .bind(worker)
-        .bind(reason)
+        .bind(bounded_error(reason))
         .bind(retry_in.as_secs_f64())
+        .bind(step.to().as_str())
+        .bind(step.from_names())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn fail_job(&self, id: Uuid, reason: &str) -> Result<bool, DbError> {
+        self.end_job(id, Step::Fail, reason).await
+    }
+
+    async fn expire_upload(&self, id: Uuid, reason: &str) -> Result<bool, DbError> {
+        self.end_job(id, Step::ExpireUpload, reason).await
+    }
+
+    async fn add_warnings(&self, id: Uuid, warnings: &[String]) -> Result<(), DbError> {
+        sqlx::query(
+            "update jobs set warnings = warnings || coalesce(( \
+                 select jsonb_agg(w order by n) from jsonb_array_elements($2) with ordinality as a(w, n) \
+                 where not jobs.warnings @> jsonb_build_array(w)), '[]'::jsonb), \
+             updated_at = now() where id = $1",
+        )
+        .bind(id)
+        .bind(serde_json::json!(bounded_warnings(warnings)))
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -559,29 +606,4 @@ pub async fn seed_user_purchase(pool: &PgPool, rows: u64, seed: u64) -> Result<u
     let loaded = conn.copy_in(&sql, chunks).await?;
     conn.release().await;
     Ok(loaded)
-}
-
-impl PgStore {
-    /// Cancels an import still waiting for its upload. False if it had moved on.
-    /// Marks activity on a job (`updated_at = now()`), e.g. new part URLs
-    /// for an upload in progress.
-    pub async fn touch_job(&self, id: Uuid) -> Result<(), DbError> {
-        sqlx::query("update jobs set updated_at = now() where id = $1")
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-
-    pub async fn cancel_upload(&self, id: Uuid, owner: KeyId) -> Result<bool, DbError> {
-        let done = sqlx::query(
-            "update jobs set state = 'cancelled', finished_at = now(), updated_at = now() \
-             where id = $1 and owner_key_id = $2 and state = 'awaiting_upload'",
-        )
-        .bind(id)
-        .bind(owner.0)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() == 1)
-    }
 }

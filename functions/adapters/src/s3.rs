@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use aws_sdk_s3::presigning::{PresignedRequest as SdkPresigned, PresigningConfig};
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
-use xlport_core::ports::{ObjectMeta, ObjectStore, PresignedRequest, StoreError};
+use xlport_core::ports::{ObjectMeta, ObjectStore, PresignedRequest, StoreError, UploadedPart};
 
 use crate::aws::error_chain;
 
@@ -64,17 +64,6 @@ impl S3Store {
             client,
             bucket: bucket.into(),
         }
-    }
-
-    /// Checks the bucket is reachable (for /health).
-    pub async fn ping(&self) -> Result<(), StoreError> {
-        self.client
-            .head_bucket()
-            .bucket(&self.bucket)
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(other)
     }
 }
 
@@ -142,6 +131,132 @@ impl ObjectStore for S3Store {
                 .to_string(),
         })
     }
+
+    /// A file xlport refused, or whose import ended before it arrived, does
+    /// not stay in the bucket (issue #15).
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        self.client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(other)?;
+        Ok(())
+    }
+
+    async fn create_multipart_upload(
+        &self,
+        key: &str,
+        content_type: &str,
+        content_disposition: Option<&str>,
+    ) -> Result<String, StoreError> {
+        let out = self
+            .client
+            .create_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type(content_type)
+            .set_content_disposition(content_disposition.map(str::to_string))
+            .send()
+            .await
+            .map_err(other)?;
+        Ok(out
+            .upload_id()
+            .ok_or_else(|| StoreError::Other("S3 returned no upload id".into()))?
+            .to_string())
+    }
+
+    async fn presign_upload_part(
+        &self,
+        key: &str,
+        upload_id: &str,
+        part_number: i32,
+        expires: Duration,
+    ) -> Result<String, StoreError> {
+        let p = self
+            .client
+            .upload_part()
+            .bucket(&self.bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .part_number(part_number)
+            .presigned(presign_config(expires)?)
+            .await
+            .map_err(other)?;
+        Ok(p.uri().to_string())
+    }
+
+    async fn list_parts(
+        &self,
+        key: &str,
+        upload_id: &str,
+    ) -> Result<Vec<UploadedPart>, StoreError> {
+        let mut out = Vec::new();
+        let mut marker: Option<String> = None;
+        loop {
+            let page = self
+                .client
+                .list_parts()
+                .bucket(&self.bucket)
+                .key(key)
+                .upload_id(upload_id)
+                .set_part_number_marker(marker.clone())
+                .send()
+                .await
+                .map_err(|e| {
+                    if e.raw_response().is_some_and(|r| r.status().as_u16() == 404) {
+                        StoreError::NotFound(format!("multipart upload of {key}"))
+                    } else {
+                        other(e)
+                    }
+                })?;
+            for p in page.parts() {
+                out.push(UploadedPart {
+                    part_number: p.part_number().unwrap_or(0),
+                    etag: p.e_tag().unwrap_or_default().trim_matches('"').to_string(),
+                    size: p.size().unwrap_or(0),
+                });
+            }
+            if page.is_truncated() == Some(true) {
+                marker = page.next_part_number_marker().map(str::to_string);
+            } else {
+                return Ok(out);
+            }
+        }
+    }
+
+    async fn complete_multipart_upload(
+        &self,
+        key: &str,
+        upload_id: &str,
+        parts: &[(i32, String)],
+    ) -> Result<(), StoreError> {
+        let parts = parts
+            .iter()
+            .map(|(n, etag)| {
+                CompletedPart::builder()
+                    .part_number(*n)
+                    .e_tag(format!("\"{}\"", etag.trim_matches('"')))
+                    .build()
+            })
+            .collect();
+        self.multipart(key, upload_id).complete(parts).await
+    }
+
+    async fn abort_multipart_upload(&self, key: &str, upload_id: &str) -> Result<(), StoreError> {
+        self.multipart(key, upload_id).abort().await
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.client
+            .head_bucket()
+            .bucket(&self.bucket)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(other)
+    }
 }
 
 #[cfg(test)]
@@ -173,31 +288,18 @@ pub struct MultipartUpload {
 }
 
 impl S3Store {
+    /// Starts a multipart upload the worker itself writes to (see
+    /// [`MultipartUpload::writer`]).
     pub async fn start_multipart(
         &self,
         key: &str,
         content_type: &str,
         content_disposition: Option<&str>,
     ) -> Result<MultipartUpload, StoreError> {
-        let out = self
-            .client
-            .create_multipart_upload()
-            .bucket(&self.bucket)
-            .key(key)
-            .content_type(content_type)
-            .set_content_disposition(content_disposition.map(str::to_string))
-            .send()
-            .await
-            .map_err(other)?;
-        Ok(MultipartUpload {
-            client: self.client.clone(),
-            bucket: self.bucket.clone(),
-            key: key.to_string(),
-            upload_id: out
-                .upload_id()
-                .ok_or_else(|| StoreError::Other("S3 returned no upload id".into()))?
-                .to_string(),
-        })
+        let upload_id = self
+            .create_multipart_upload(key, content_type, content_disposition)
+            .await?;
+        Ok(self.multipart(key, &upload_id))
     }
 
     /// An upload started earlier (by a client, or a dead attempt).
@@ -209,101 +311,9 @@ impl S3Store {
             upload_id: upload_id.to_string(),
         }
     }
-
-    /// A presigned PUT for one part of a client's multipart upload.
-    pub async fn presign_upload_part(
-        &self,
-        key: &str,
-        upload_id: &str,
-        part_number: i32,
-        expires: Duration,
-    ) -> Result<String, StoreError> {
-        let p = self
-            .client
-            .upload_part()
-            .bucket(&self.bucket)
-            .key(key)
-            .upload_id(upload_id)
-            .part_number(part_number)
-            .presigned(presign_config(expires)?)
-            .await
-            .map_err(other)?;
-        Ok(p.uri().to_string())
-    }
-
-    /// The parts already in a multipart upload: (number, etag, size).
-    pub async fn list_parts(
-        &self,
-        key: &str,
-        upload_id: &str,
-    ) -> Result<Vec<(i32, String, i64)>, StoreError> {
-        let mut out = Vec::new();
-        let mut marker: Option<String> = None;
-        loop {
-            let page = self
-                .client
-                .list_parts()
-                .bucket(&self.bucket)
-                .key(key)
-                .upload_id(upload_id)
-                .set_part_number_marker(marker.clone())
-                .send()
-                .await
-                .map_err(|e| {
-                    if e.raw_response().is_some_and(|r| r.status().as_u16() == 404) {
-                        StoreError::NotFound(format!("multipart upload of {key}"))
-                    } else {
-                        other(e)
-                    }
-                })?;
-            for p in page.parts() {
-                out.push((
-                    p.part_number().unwrap_or(0),
-                    p.e_tag().unwrap_or_default().trim_matches('"').to_string(),
-                    p.size().unwrap_or(0),
-                ));
-            }
-            if page.is_truncated() == Some(true) {
-                marker = page.next_part_number_marker().map(str::to_string);
-            } else {
-                return Ok(out);
-            }
-        }
-    }
-
-    /// Aborts a multipart upload by id (a previous, dead attempt's).
-    pub async fn abort_multipart(&self, key: &str, upload_id: &str) -> Result<(), StoreError> {
-        match self
-            .client
-            .abort_multipart_upload()
-            .bucket(&self.bucket)
-            .key(key)
-            .upload_id(upload_id)
-            .send()
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_upload()) => Ok(()),
-            Err(e) => Err(other(e)),
-        }
-    }
 }
 
 impl S3Store {
-    /// Deletes an object (`DeleteObject`; deleting a missing key succeeds):
-    /// a file xlport refused or whose import ended before it arrived does
-    /// not stay in the bucket (issue #15).
-    pub async fn delete(&self, key: &str) -> Result<(), StoreError> {
-        self.client
-            .delete_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .send()
-            .await
-            .map_err(other)?;
-        Ok(())
-    }
-
     /// Streams an object into a local file (the worker's spool); returns its
     /// size. `on_progress` sees the bytes written so far. Memory stays at one
     /// chunk whatever the object's size.
@@ -397,20 +407,6 @@ impl MultipartUpload {
         }
     }
 
-    /// Completes the upload from the client's list of (part number, etag).
-    pub async fn complete_with(&self, parts: &[(i32, String)]) -> Result<(), StoreError> {
-        let parts = parts
-            .iter()
-            .map(|(n, etag)| {
-                CompletedPart::builder()
-                    .part_number(*n)
-                    .e_tag(format!("\"{}\"", etag.trim_matches('"')))
-                    .build()
-            })
-            .collect();
-        self.complete(parts).await
-    }
-
     pub async fn complete(&self, mut parts: Vec<CompletedPart>) -> Result<(), StoreError> {
         parts.sort_by_key(|p| p.part_number());
         self.client
@@ -429,16 +425,22 @@ impl MultipartUpload {
             .map_err(other)
     }
 
+    /// Aborts the upload and frees its parts; an upload already gone
+    /// (`NoSuchUpload`: completed, or aborted before) is not an error.
     pub async fn abort(&self) -> Result<(), StoreError> {
-        self.client
+        match self
+            .client
             .abort_multipart_upload()
             .bucket(&self.bucket)
             .key(&self.key)
             .upload_id(&self.upload_id)
             .send()
             .await
-            .map(|_| ())
-            .map_err(other)
+        {
+            Ok(_) => Ok(()),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_upload()) => Ok(()),
+            Err(e) => Err(other(e)),
+        }
     }
 
     /// A blocking `Write` that cuts what it is given into parts of

@@ -13,18 +13,6 @@ impl SqsQueue {
     pub fn new(client: aws_sdk_sqs::Client) -> Self {
         Self { client }
     }
-
-    /// Checks the queue answers (for /health).
-    pub async fn ping(&self, queue_url: &str) -> Result<(), StoreError> {
-        self.client
-            .get_queue_attributes()
-            .queue_url(queue_url)
-            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages)
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| StoreError::Other(error_chain(&e)))
-    }
 }
 
 impl SqsQueue {
@@ -91,6 +79,17 @@ impl JobQueue for SqsQueue {
             .send_message()
             .queue_url(queue)
             .message_body(body)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| StoreError::Other(error_chain(&e)))
+    }
+
+    async fn ping(&self, queue_url: &str) -> Result<(), StoreError> {
+        self.client
+            .get_queue_attributes()
+            .queue_url(queue_url)
+            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages)
             .send()
             .await
             .map(|_| ())

@@ -25,7 +25,7 @@ use chrono::{DateTime, Utc};
 use sqlx::FromRow;
 use uuid::Uuid;
 use xlport_core::message::{ExportRequested, object_created_notification};
-use xlport_core::ports::{JobQueue, ObjectStore, StoreError};
+use xlport_core::ports::{JobQueue, JobStore, ObjectStore, StoreError};
 
 use crate::Deps;
 
@@ -146,7 +146,7 @@ async fn expire_uploads(deps: &Deps, swept: &mut Swept) -> anyhow::Result<()> {
             }
         }
         if let Some(upload_id) = &job.upload_id
-            && let Err(e) = deps.s3.multipart(key, upload_id).abort().await
+            && let Err(e) = deps.s3.abort_multipart_upload(key, upload_id).await
         {
             tracing::warn!(job_id = %job.id, error = %e, "could not abort an expired multipart upload");
         }
@@ -157,15 +157,7 @@ async fn expire_uploads(deps: &Deps, swept: &mut Swept) -> anyhow::Result<()> {
         );
         // Only while it still awaits its upload: a file that arrived since
         // the query above is imported, not failed.
-        let failed = sqlx::query(
-            "update jobs set state = 'failed', error = $2, finished_at = now(), updated_at = now() \
-             where id = $1 and state = 'awaiting_upload'",
-        )
-        .bind(job.id)
-        .bind(&reason)
-        .execute(&deps.db.pool)
-        .await?;
-        if failed.rows_affected() == 1 {
+        if deps.db.expire_upload(job.id, &reason).await? {
             tracing::warn!(job_id = %job.id, "upload expired");
             swept.expired.push(job.id);
         }

@@ -1,4 +1,6 @@
-//! What both workers need around a job: an identity for leases, a scratch
+//! What both workers do around a job: the SQS batch loop, the lifecycle
+//! driver that claims a job, runs it and acts on the outcome as
+//! [`xlport_core::lifecycle`] decides, an identity for leases, a scratch
 //! directory that cleans itself up, and the heartbeat that reports progress
 //! and keeps the lease alive.
 
@@ -8,7 +10,11 @@ use std::time::Duration;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use uuid::Uuid;
-use xlport_core::job::retry_backoff;
+use xlport_core::job::Job;
+use xlport_core::lifecycle::{
+    AfterFailure, OnClaim, Permanent, after_failure, on_claim, retry_backoff,
+};
+use xlport_core::ports::JobStore;
 
 use crate::Deps;
 
@@ -74,25 +80,95 @@ pub struct RetryAfter {
     pub after: Duration,
 }
 
-/// Hands a job back to the queue after a transient failure of its attempt:
-/// records why (for people, see [`transient_reason`]) and when the next
-/// attempt is due ([`retry_backoff`] of the attempts so far), and returns the
-/// error for [`each_record`], which makes the message visible then.
-pub async fn requeue(
-    deps: &Deps,
-    job: &xlport_core::job::Job,
-    worker: &str,
-    error: anyhow::Error,
-) -> anyhow::Error {
-    let after = retry_backoff(u32::try_from(job.attempts).unwrap_or(1));
-    let reason = transient_reason(&error);
-    if let Err(e) = deps.db.requeue_job(job.id, worker, &reason, after).await {
-        return anyhow::anyhow!(e).context(format!("requeueing after: {error:#}"));
+/// What a job's run reports when it finished: the job's final progress and
+/// counts, which [`run_job`] records as it marks the job succeeded.
+#[derive(Debug, Clone)]
+pub struct Finished {
+    pub rows: i64,
+    pub bytes: i64,
+    pub counts: serde_json::Value,
+}
+
+/// Claims job `id` for a worker of `what` ("import", "export") and carries
+/// it through its lifecycle ([`xlport_core::lifecycle`]): `run` gets the
+/// claimed job and the worker's lease name; its [`Finished`] marks the job
+/// succeeded; its error fails the job ([`Permanent`], or the last attempt)
+/// or hands it back to the queue with a backoff. The result is for
+/// [`each_record`]: `Ok` acknowledges the message, [`RetryAfter`] brings it
+/// back then, [`DeadLetter`] sends it on to the dead-letter queue.
+pub async fn run_job<S, F, Fut>(
+    store: &S,
+    id: Uuid,
+    what: &str,
+    lease: Duration,
+    run: F,
+) -> anyhow::Result<()>
+where
+    S: JobStore,
+    F: FnOnce(Job, String) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<Finished>>,
+{
+    let worker = worker_id(what);
+    let job = match on_claim(store.claim_job(id, &worker, lease).await?, what, lease) {
+        OnClaim::Run(job) => *job,
+        OnClaim::FailCrashLoop(job, reason) => {
+            tracing::error!(job_id = %job.id, reason, "job failed");
+            store.fail_job(job.id, &reason).await?;
+            return Err(anyhow::anyhow!(DeadLetter(reason)));
+        }
+        OnClaim::Acknowledge(why) => {
+            tracing::info!(job_id = %id, why, "nothing to do; message acknowledged");
+            return Ok(());
+        }
+        OnClaim::DeadLetter(why) => return Err(anyhow::anyhow!(DeadLetter(why))),
+        OnClaim::RetryAfter(after) => {
+            return Err(anyhow::anyhow!(RetryAfter {
+                reason: format!("the {what} {id} is running in another worker"),
+                after,
+            }));
+        }
+    };
+    tracing::info!(job_id = %id, attempt = job.attempts, resume_after_part = job.parts_done, "{what} started");
+    let attempt = job.attempts;
+    // Boxed: a worker's job future is deep enough to trip rustc's layout
+    // recursion limit.
+    let error = match Box::pin(run(job, worker.clone())).await {
+        Ok(done) => {
+            if store
+                .succeed_job(id, &worker, done.rows, done.bytes, &done.counts)
+                .await?
+            {
+                return Ok(());
+            }
+            anyhow::anyhow!("the job was taken over or cancelled while it ran")
+        }
+        Err(e) => e,
+    };
+    match after_failure(is_permanent(&error), attempt) {
+        AfterFailure::Fail => {
+            let reason = format!("{error:#}");
+            tracing::error!(job_id = %id, reason, "{what} failed");
+            store.fail_job(id, &reason).await?;
+            Err(anyhow::anyhow!(DeadLetter(format!(
+                "the {what} {id} failed: {reason}"
+            ))))
+        }
+        AfterFailure::Requeue { after } => {
+            let reason = transient_reason(&error);
+            if let Err(e) = store.requeue_job(id, &worker, &reason, after).await {
+                return Err(anyhow::anyhow!(e).context(format!("requeueing after: {error:#}")));
+            }
+            Err(anyhow::anyhow!(RetryAfter {
+                reason: format!("attempt {attempt} failed: {error:#}"),
+                after,
+            }))
+        }
     }
-    anyhow::anyhow!(RetryAfter {
-        reason: format!("attempt {} failed: {error:#}", job.attempts),
-        after,
-    })
+}
+
+/// Whether `error` is one no retry can fix.
+pub fn is_permanent(error: &anyhow::Error) -> bool {
+    error.downcast_ref::<Permanent>().is_some()
 }
 
 /// What a person is told of a transient failure: its kind, never the
@@ -112,21 +188,6 @@ pub fn transient_reason(error: &anyhow::Error) -> String {
         "an unexpected error in the worker"
     };
     format!("{kind}; it will be retried")
-}
-
-/// Attempts a job gets before a failure that might be transient fails it.
-pub const MAX_ATTEMPTS: i32 = 3;
-
-/// An error no retry can fix (a bad file, a request the job cannot carry
-/// out): the job fails with this reason at once.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct Permanent(pub String);
-
-/// Whether a job whose attempt number `attempt` ended in `error` should be
-/// marked failed now rather than handed back to the queue.
-pub fn gives_up(error: &anyhow::Error, attempt: i32) -> bool {
-    error.downcast_ref::<Permanent>().is_some() || attempt >= MAX_ATTEMPTS
 }
 
 /// A lease owner name unique to this attempt.
@@ -181,10 +242,19 @@ impl Drop for Heartbeat {
     }
 }
 
-/// Reports progress and renews the lease about once a second until the
-/// returned guard is dropped.
-pub fn spawn_heartbeat(deps: &Deps, job: Uuid, worker: &str, progress: Progress) -> Heartbeat {
-    let (deps, worker) = (deps.clone(), worker.to_string());
+/// Reports progress and renews the lease (`lease` long) about once a second
+/// until the returned guard is dropped.
+pub fn spawn_heartbeat<S>(
+    store: &S,
+    lease: Duration,
+    job: Uuid,
+    worker: &str,
+    progress: Progress,
+) -> Heartbeat
+where
+    S: JobStore + Clone + 'static,
+{
+    let (store, worker) = (store.clone(), worker.to_string());
     Heartbeat(tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -192,11 +262,7 @@ pub fn spawn_heartbeat(deps: &Deps, job: Uuid, worker: &str, progress: Progress)
             tick.tick().await;
             let rows = progress.rows.load(Ordering::Relaxed) as i64;
             let bytes = progress.bytes.load(Ordering::Relaxed) as i64;
-            match deps
-                .db
-                .heartbeat(job, &worker, deps.config.job_lease, rows, bytes)
-                .await
-            {
+            match store.heartbeat(job, &worker, lease, rows, bytes).await {
                 Ok(true) => {}
                 Ok(false) => {
                     tracing::warn!(job_id = %job, "lost the job's lease");
@@ -206,4 +272,243 @@ pub fn spawn_heartbeat(deps: &Deps, job: Uuid, worker: &str, progress: Progress)
             }
         }
     }))
+}
+
+/// The lifecycle driver on the in-memory job store: claim, run, and each
+/// outcome, as both workers go through it. No service runs.
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+    use xlport_core::job::{Claim, KeyId, NewJob};
+    use xlport_core::lifecycle::MAX_ATTEMPTS;
+    use xlport_core::ports::memory::MemoryJobStore;
+    use xlport_core::{JobKind, JobState};
+
+    use super::*;
+
+    const LEASE: Duration = Duration::from_secs(60);
+
+    async fn queued_export(store: &MemoryJobStore) -> Uuid {
+        let job = store
+            .create_job(NewJob {
+                id: Uuid::new_v4(),
+                owner: KeyId(Uuid::nil()),
+                kind: JobKind::Export,
+                dataset: "user_purchase".into(),
+                state: JobState::Queued,
+                format: Some("xlsx".into()),
+                options: json!({}),
+                filename: None,
+                object_key: None,
+                declared_size: None,
+                upload_id: None,
+            })
+            .await
+            .unwrap();
+        job.id
+    }
+
+    fn finished() -> Finished {
+        Finished {
+            rows: 7,
+            bytes: 700,
+            counts: json!({"rows": 7}),
+        }
+    }
+
+    async fn job(store: &MemoryJobStore, id: Uuid) -> Job {
+        store.job(id).await.unwrap().unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_finished_run_succeeds_the_job_with_its_counts() {
+        let store = MemoryJobStore::new();
+        let id = queued_export(&store).await;
+        run_job(&store, id, "export", LEASE, |job, worker| async move {
+            assert_eq!(job.state, JobState::Running);
+            assert_eq!(job.attempts, 1);
+            assert!(worker.starts_with("export/"));
+            Ok(finished())
+        })
+        .await
+        .unwrap();
+        let done = job(&store, id).await;
+        assert_eq!(done.state, JobState::Succeeded);
+        assert_eq!((done.rows_done, done.bytes_done), (7, 700));
+        assert_eq!(done.counts, json!({"rows": 7}));
+    }
+
+    #[tokio::test]
+    async fn a_permanent_failure_fails_the_job_and_dead_letters_its_message() {
+        let store = MemoryJobStore::new();
+        let id = queued_export(&store).await;
+        let err = run_job(&store, id, "export", LEASE, |_, _| async {
+            Err::<Finished, _>(anyhow::anyhow!(Permanent("the filter is wrong".into())))
+        })
+        .await
+        .unwrap_err();
+        assert!(err.downcast_ref::<DeadLetter>().is_some(), "{err:#}");
+        let failed = job(&store, id).await;
+        assert_eq!(failed.state, JobState::Failed);
+        assert_eq!(failed.error.as_deref(), Some("the filter is wrong"));
+        // Its redelivery dead-letters again, and runs nothing.
+        let err = run_job(&store, id, "export", LEASE, |_, _| async {
+            panic!("a failed job never runs again")
+        })
+        .await
+        .unwrap_err();
+        assert!(err.downcast_ref::<DeadLetter>().is_some());
+    }
+
+    #[tokio::test]
+    async fn a_transient_failure_requeues_with_a_backoff_until_the_last_attempt() {
+        let store = MemoryJobStore::new();
+        let id = queued_export(&store).await;
+        for attempt in 1..MAX_ATTEMPTS {
+            let err = run_job(&store, id, "export", LEASE, |_, _| async {
+                Err::<Finished, _>(anyhow::anyhow!("connection reset by peer"))
+            })
+            .await
+            .unwrap_err();
+            let retry = err.downcast_ref::<RetryAfter>().expect("a retry");
+            assert_eq!(retry.after, retry_backoff(attempt as u32));
+            let queued = job(&store, id).await;
+            assert_eq!(queued.state, JobState::Queued);
+            assert_eq!(
+                queued.last_error.as_deref(),
+                Some("an unexpected error in the worker; it will be retried"),
+                "internal text is logged, not stored"
+            );
+            assert!(queued.next_attempt_at.is_some());
+        }
+        let err = run_job(&store, id, "export", LEASE, |_, _| async {
+            Err::<Finished, _>(anyhow::anyhow!("connection reset by peer"))
+        })
+        .await
+        .unwrap_err();
+        assert!(err.downcast_ref::<DeadLetter>().is_some(), "{err:#}");
+        let failed = job(&store, id).await;
+        assert_eq!(failed.state, JobState::Failed);
+        assert_eq!(failed.attempts, MAX_ATTEMPTS);
+        // The history of attempts accumulates in the warnings.
+        assert_eq!(
+            failed.warnings,
+            json!([
+                "attempt 1 failed: an unexpected error in the worker; it will be retried",
+                "attempt 2 failed: an unexpected error in the worker; it will be retried"
+            ])
+        );
+    }
+
+    #[tokio::test]
+    async fn a_job_held_by_a_live_worker_comes_back_after_its_lease() {
+        let store = MemoryJobStore::new();
+        let id = queued_export(&store).await;
+        store.claim_job(id, "other", LEASE).await.unwrap();
+        let err = run_job(&store, id, "export", LEASE, |_, _| async {
+            panic!("a busy job is not run twice")
+        })
+        .await
+        .unwrap_err();
+        assert_eq!(
+            err.downcast_ref::<RetryAfter>().expect("retry").after,
+            LEASE
+        );
+        // Once that worker's lease lapses (it died), the job is taken over.
+        store.expire_lease(id);
+        run_job(&store, id, "export", LEASE, |job, _| async move {
+            assert_eq!(job.attempts, 2);
+            Ok(finished())
+        })
+        .await
+        .unwrap();
+        assert_eq!(job(&store, id).await.state, JobState::Succeeded);
+    }
+
+    #[tokio::test]
+    async fn a_worker_that_lost_its_lease_mid_run_does_not_finish_the_job() {
+        let store = MemoryJobStore::new();
+        let id = queued_export(&store).await;
+        let taken_over = store.clone();
+        let err = run_job(&store, id, "export", LEASE, |_, _| async move {
+            taken_over.expire_lease(id);
+            let Claim::Claimed(_) = taken_over.claim_job(id, "new", LEASE).await.unwrap() else {
+                panic!("the takeover");
+            };
+            Ok(finished())
+        })
+        .await
+        .unwrap_err();
+        assert!(err.downcast_ref::<RetryAfter>().is_some(), "{err:#}");
+        let held = job(&store, id).await;
+        assert_eq!(held.state, JobState::Running, "still the new worker's");
+        assert_eq!(held.rows_done, 0);
+    }
+
+    #[tokio::test]
+    async fn a_job_that_keeps_killing_its_worker_fails_instead_of_a_new_attempt() {
+        let store = MemoryJobStore::new();
+        let id = queued_export(&store).await;
+        for _ in 0..MAX_ATTEMPTS {
+            // Each attempt dies without a word: its lease lapses.
+            store.claim_job(id, "doomed", LEASE).await.unwrap();
+            store.expire_lease(id);
+        }
+        let err = run_job(&store, id, "export", LEASE, |_, _| async {
+            panic!("no attempt after the crash loop")
+        })
+        .await
+        .unwrap_err();
+        assert!(err.downcast_ref::<DeadLetter>().is_some());
+        let failed = job(&store, id).await;
+        assert_eq!(failed.state, JobState::Failed);
+        assert!(
+            failed
+                .error
+                .unwrap()
+                .starts_with("the export was started 3 times without finishing")
+        );
+    }
+
+    #[tokio::test]
+    async fn redeliveries_of_finished_or_missing_jobs_are_acknowledged_without_a_run() {
+        let store = MemoryJobStore::new();
+        let id = queued_export(&store).await;
+        run_job(&store, id, "export", LEASE, |_, _| async { Ok(finished()) })
+            .await
+            .unwrap();
+        for id in [id, Uuid::new_v4()] {
+            run_job(&store, id, "export", LEASE, |_, _| async {
+                panic!("nothing to run")
+            })
+            .await
+            .unwrap();
+        }
+    }
+
+    #[tokio::test]
+    async fn the_heartbeat_reports_progress_and_stops_with_its_guard() {
+        let store = MemoryJobStore::new();
+        let id = queued_export(&store).await;
+        store.claim_job(id, "w", LEASE).await.unwrap();
+        let progress = Progress::default();
+        progress.rows.store(42, Ordering::Relaxed);
+        progress.bytes.store(4200, Ordering::Relaxed);
+        let heartbeat = spawn_heartbeat(&store, LEASE, id, "w", progress.clone());
+        // The first tick is immediate.
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while job(&store, id).await.rows_done != 42 {
+            assert!(std::time::Instant::now() < deadline, "no heartbeat");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(job(&store, id).await.bytes_done, 4200);
+        drop(heartbeat);
+        progress.rows.store(99, Ordering::Relaxed);
+        tokio::time::sleep(Duration::from_millis(1200)).await;
+        assert_eq!(
+            job(&store, id).await.rows_done,
+            42,
+            "a dropped guard stops the heartbeat"
+        );
+    }
 }

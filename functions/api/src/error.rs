@@ -1,5 +1,8 @@
 //! One error type for the whole API, each variant mapped to an HTTP status and
-//! a JSON body `{"error": "...", "code": "..."}` a person can act on.
+//! a JSON body `{"error": "...", "code": "..."}` a person can act on. The
+//! text of an internal error or of a dependency's outage is logged, never
+//! returned: a client learns what happened and what to do, not the
+//! database's or S3's own words.
 
 use lambda_http::{Body, Response};
 use serde_json::json;
@@ -18,8 +21,11 @@ pub enum ApiError {
     PayloadTooLarge(String),
     #[error("method {0} is not allowed here")]
     MethodNotAllowed(String),
+    /// A dependency (the job store, the bucket, a queue) failed; the text,
+    /// for the log, says which and how.
     #[error("a dependency is unavailable: {0}")]
     Unavailable(String),
+    /// A fault of xlport's own; the text is for the log.
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -51,13 +57,28 @@ impl ApiError {
         }
     }
 
+    /// What the client is told: the error's text, except for
+    /// [`ApiError::Internal`] and [`ApiError::Unavailable`], whose text is
+    /// logged and replaced by what a person can do.
+    pub fn public_message(&self) -> String {
+        match self {
+            ApiError::Unavailable(_) => {
+                "a service xlport depends on is unavailable; try again in a minute".into()
+            }
+            ApiError::Internal(_) => {
+                "xlport failed to handle the request; it was logged, try again".into()
+            }
+            other => other.to_string(),
+        }
+    }
+
     pub fn into_response(self) -> Response<Body> {
         if matches!(self, ApiError::Internal(_) | ApiError::Unavailable(_)) {
             tracing::error!(error = %self, "request failed");
         }
         let mut resp = crate::json_response(
             self.status(),
-            &json!({ "error": self.to_string(), "code": self.code() }),
+            &json!({ "error": self.public_message(), "code": self.code() }),
         );
         if matches!(self, ApiError::Unauthorized)
             && let Ok(v) = "Bearer".parse()
@@ -70,12 +91,26 @@ impl ApiError {
 
 impl From<xlport_adapters::postgres::DbError> for ApiError {
     fn from(e: xlport_adapters::postgres::DbError) -> Self {
-        ApiError::Internal(e.to_string())
+        match e {
+            xlport_adapters::postgres::DbError::Corrupt(_) => ApiError::Internal(e.to_string()),
+            other => ApiError::Unavailable(format!("the job store: {other}")),
+        }
     }
 }
 
+impl From<xlport_core::ports::memory::Down> for ApiError {
+    fn from(e: xlport_core::ports::memory::Down) -> Self {
+        ApiError::Unavailable(format!("the job store: {e}"))
+    }
+}
+
+/// A missing object is a 404 (a report or export removed by the bucket's
+/// lifecycle rule); any other storage failure is the bucket's outage.
 impl From<xlport_core::ports::StoreError> for ApiError {
     fn from(e: xlport_core::ports::StoreError) -> Self {
-        ApiError::Internal(e.to_string())
+        match e {
+            xlport_core::ports::StoreError::NotFound(what) => ApiError::NotFound(what),
+            other => ApiError::Unavailable(format!("the bucket: {other}")),
+        }
     }
 }

@@ -2,12 +2,11 @@
 //! and curl users read the same contract (see docs/api.md).
 
 use serde_json::{Value, json};
-use xlport_adapters::Deps;
 use xlport_core::job::{Job, keys};
-use xlport_core::ports::ObjectStore;
+use xlport_core::ports::{JobQueue, JobStore, ObjectStore};
 use xlport_core::{Dataset, JobKind, JobState};
 
-use crate::ApiError;
+use crate::{ApiError, App};
 
 pub fn dataset(d: &Dataset) -> Value {
     json!({
@@ -41,7 +40,17 @@ fn waiting_for_worker_since(job: &Job) -> Option<chrono::DateTime<chrono::Utc>> 
 
 /// A job as the API returns it. `with_links` presigns download links, which
 /// costs a signature each, so lists leave them out.
-pub async fn job(job: &Job, deps: &Deps, with_links: bool) -> Result<Value, ApiError> {
+pub async fn job<J, O, Q>(
+    job: &Job,
+    app: &App<J, O, Q>,
+    with_links: bool,
+) -> Result<Value, ApiError>
+where
+    J: JobStore,
+    O: ObjectStore,
+    Q: JobQueue,
+    ApiError: From<J::Error>,
+{
     let mut v = json!({
         "id": job.id,
         "kind": job.kind,
@@ -78,17 +87,17 @@ pub async fn job(job: &Job, deps: &Deps, with_links: bool) -> Result<Value, ApiE
         "status_url": format!("/jobs/{}", job.id),
     });
     if with_links && job.kind == JobKind::Import {
-        v["parts"] = serde_json::to_value(deps.db.job_parts(job.id).await?)
+        v["parts"] = serde_json::to_value(app.jobs.job_parts(job.id).await?)
             .map_err(|e| ApiError::Internal(e.to_string()))?;
     }
     if !with_links || job.state != JobState::Succeeded {
         return Ok(v);
     }
-    let ttl = deps.config.download_url_ttl;
+    let ttl = app.config.download_url_ttl;
     match job.kind {
         JobKind::Export => {
             if let (Some(key), Some(name)) = (&job.result_key, &job.filename) {
-                v["download_url"] = json!(deps.s3.presign_get(key, name, ttl).await?.url);
+                v["download_url"] = json!(app.objects.presign_get(key, name, ttl).await?.url);
             }
         }
         JobKind::Import => {
@@ -100,7 +109,7 @@ pub async fn job(job: &Job, deps: &Deps, with_links: bool) -> Result<Value, ApiE
             if rejected > 0 {
                 let name = format!("{}-errors.xlsx", job.id);
                 v["error_report_url"] = json!(
-                    deps.s3
+                    app.objects
                         .presign_get(&keys::error_report(job.id), &name, ttl)
                         .await?
                         .url

@@ -25,13 +25,19 @@ pub enum ConflictPolicy {
 }
 
 impl ConflictPolicy {
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "upsert" => Some(Self::Upsert),
-            "skip" => Some(Self::Skip),
-            "reject" => Some(Self::Reject),
-            _ => None,
+    pub const ALL: [ConflictPolicy; 3] = [Self::Upsert, Self::Skip, Self::Reject];
+
+    /// The policy's name in the API, the CLI and a job's `options`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Upsert => "upsert",
+            Self::Skip => "skip",
+            Self::Reject => "reject",
         }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|p| p.as_str() == s)
     }
 }
 

@@ -1,6 +1,7 @@
-//! The job model and its state machine. Every change of a job's state goes
-//! through [`JobState::can_become`], so the store, the API and the workers
-//! agree on what may follow what.
+//! The job model: its kinds and states, the stored job, what a new job
+//! starts with, and where its objects live. Which step moves a job from
+//! which state to which is [`crate::lifecycle`]'s; [`JobState::can_become`]
+//! is the graph those steps must stay inside (tested there).
 
 use std::fmt;
 use std::str::FromStr;
@@ -58,16 +59,18 @@ impl JobState {
         )
     }
 
-    /// The transitions a job may take. `Running -> Running` is a worker
-    /// taking over a job whose previous worker died (its lease ran out);
-    /// `Running -> Queued` hands a job back for a retry.
+    /// The transitions a job may take, the graph every
+    /// [`crate::lifecycle::Step`] stays inside. `Running -> Running` is a
+    /// worker taking over a job whose previous worker died (its lease ran
+    /// out); `Running -> Queued` hands a job back for a retry. Only an
+    /// import still waiting for its file can be cancelled.
     pub fn can_become(self, next: JobState) -> bool {
         use JobState::*;
         matches!(
             (self, next),
             (AwaitingUpload, Queued | Failed | Cancelled)
-                | (Queued, Running | Failed | Cancelled)
-                | (Running, Running | Queued | Succeeded | Failed | Cancelled)
+                | (Queued, Running | Failed)
+                | (Running, Running | Queued | Succeeded | Failed)
         )
     }
 }
@@ -162,17 +165,6 @@ pub struct Job {
     pub finished_at: Option<DateTime<Utc>>,
 }
 
-/// How long a job waits before its next attempt after a transient failure:
-/// 5 s after the first, then 4 times longer each time (20 s, 80 s, 320 s),
-/// never more than 15 minutes. The worker shortens the queue message's
-/// visibility to this (SQS `ChangeMessageVisibility`), so a retry comes in
-/// seconds, not after the queue's visibility timeout (at least six times the
-/// function's timeout, AWS Lambda's guidance for SQS event sources).
-pub fn retry_backoff(failed_attempts: u32) -> std::time::Duration {
-    let n = failed_attempts.clamp(1, 8) - 1;
-    std::time::Duration::from_secs((5u64 * 4u64.pow(n)).min(15 * 60))
-}
-
 /// The longest an error text kept on a job may be, in characters.
 pub const MAX_ERROR_CHARS: usize = 500;
 
@@ -180,6 +172,20 @@ pub const MAX_ERROR_CHARS: usize = 500;
 /// of an error.
 pub fn bounded_error(text: &str) -> String {
     clip(text, MAX_ERROR_CHARS)
+}
+
+/// The most warnings one call adds to a job (a file's unknown columns and
+/// the like), so a job's view stays small whatever the file holds (issue #15).
+pub const MAX_WARNINGS: usize = 20;
+
+/// `warnings` as a job keeps them: the first [`MAX_WARNINGS`], each cut by
+/// [`bounded_error`].
+pub fn bounded_warnings(warnings: &[String]) -> Vec<String> {
+    warnings
+        .iter()
+        .take(MAX_WARNINGS)
+        .map(|w| bounded_error(w))
+        .collect()
 }
 
 /// `text` as stored or echoed: at most `max_chars` characters, the last one
@@ -191,6 +197,73 @@ pub fn clip(text: &str, max_chars: usize) -> String {
     let mut out: String = text.chars().take(max_chars.saturating_sub(1)).collect();
     out.push('…');
     out
+}
+
+/// Identity of an API key (a caller), resolved from a bearer token: the
+/// owner of the jobs it creates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct KeyId(pub Uuid);
+
+/// What a new job starts with.
+#[derive(Debug, Clone)]
+pub struct NewJob {
+    pub id: Uuid,
+    pub owner: KeyId,
+    pub kind: JobKind,
+    pub dataset: String,
+    pub state: JobState,
+    pub format: Option<String>,
+    pub options: serde_json::Value,
+    pub filename: Option<String>,
+    pub object_key: Option<String>,
+    pub declared_size: Option<i64>,
+    pub upload_id: Option<String>,
+}
+
+/// What happened when an uploaded object was matched to its job.
+#[derive(Debug, Clone)]
+pub enum UploadOutcome {
+    /// The job moved from awaiting_upload to queued.
+    Queued(Job),
+    /// The job had already moved on (the same object recorded before, or
+    /// the import ended first): a redelivery, or a late upload.
+    AlreadyRecorded(Job),
+    /// No import job has this key.
+    UnknownKey,
+}
+
+/// The result of a worker trying to take a job.
+#[derive(Debug)]
+pub enum Claim {
+    /// The job is this worker's until its lease runs out.
+    Claimed(Box<Job>),
+    /// Another worker holds a live lease: try again later.
+    Busy,
+    /// Finished, cancelled or not yet uploaded: nothing to do. Never a
+    /// queued job, nor a running one whose lease lapsed.
+    NotClaimable(JobState),
+    Missing,
+}
+
+/// One committed (or failed) part of an import, as `GET /jobs/{id}` lists
+/// it under `parts`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PartStatus {
+    pub part_no: i32,
+    pub state: String,
+    /// Workbooks only: the sheets of the part's first and last rows.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_sheet: Option<String>,
+    pub first_row: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_sheet: Option<String>,
+    pub last_row: Option<i64>,
+    pub rows_read: i32,
+    pub inserted: i32,
+    pub updated: i32,
+    pub rejected: i32,
+    pub counts: serde_json::Value,
+    pub error: Option<String>,
 }
 
 /// Where a job's object lives. Keys are built here and only here.

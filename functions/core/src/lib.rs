@@ -1,6 +1,7 @@
-//! xlport's pure logic: datasets and their column rules, the job model and its
-//! state machine, API keys, and the ports the adapters implement. Nothing here
-//! knows about AWS.
+//! xlport's pure logic: datasets and their column rules, file formats in and
+//! out, the job model and its lifecycle, API keys, and the ports the adapters
+//! implement (with in-memory implementations for tests). Nothing here knows
+//! about AWS or Postgres.
 
 pub mod apikey;
 pub mod cells;
@@ -9,6 +10,7 @@ pub mod decode;
 pub mod export;
 pub mod import;
 pub mod job;
+pub mod lifecycle;
 pub mod message;
 pub mod ports;
 pub mod report;

@@ -19,18 +19,19 @@ use bytes::Bytes;
 use serde_json::json;
 use xlport_adapters::Deps;
 use xlport_adapters::pgcopy::CopyConnection;
-use xlport_adapters::postgres::{Claim, export_copy_sql};
+use xlport_adapters::postgres::export_copy_sql;
 use xlport_adapters::s3::{MultipartUpload, PartWriter, attachment_disposition};
 use xlport_adapters::worker::{
-    DeadLetter, Permanent, Progress, RetryAfter, ScratchDir, each_record, gives_up, requeue,
-    spawn_heartbeat, worker_id,
+    DeadLetter, Finished, Progress, ScratchDir, each_record, run_job, spawn_heartbeat,
 };
 use xlport_core::Dataset;
 use xlport_core::export::{
     CsvDialect, CsvExport, ExportFormat, XlsxExport, parse_filter, split_copy_line,
 };
 use xlport_core::job::{Job, keys};
+use xlport_core::lifecycle::Permanent;
 use xlport_core::message::ExportRequested;
+use xlport_core::ports::{JobStore, ObjectStore};
 
 /// S3 part size for exports: small enough to keep the worker inside 128 MB.
 const PART_BYTES: usize = 8 * 1024 * 1024;
@@ -54,52 +55,25 @@ async fn handle_record(deps: &Deps, record: &SqsMessage) -> anyhow::Result<()> {
             xlport_core::job::clip(body, 200)
         )))
     })?;
-    let worker = worker_id("export-worker");
-    let job = match deps
-        .db
-        .claim_job(request.job_id, &worker, deps.config.job_lease)
-        .await?
-    {
-        Claim::Claimed(job) => *job,
-        Claim::Missing => {
-            tracing::warn!(job_id = %request.job_id, "export job does not exist; message dropped");
-            return Ok(());
-        }
-        Claim::NotClaimable(state) => {
-            tracing::info!(job_id = %request.job_id, %state, "export already handled; duplicate message dropped");
-            return Ok(());
-        }
-        // Back when the live worker's lease could have lapsed.
-        Claim::Busy => {
-            return Err(anyhow!(RetryAfter {
-                reason: format!("export {} is running in another worker", request.job_id),
-                after: deps.config.job_lease,
-            }));
-        }
-    };
-    tracing::info!(job_id = %job.id, attempt = job.attempts, "export started");
-    if let (Some(key), Some(upload_id)) = (&job.result_key, &job.upload_id) {
-        // A previous attempt died mid-upload: its parts are garbage.
-        if let Err(e) = deps.s3.abort_multipart(key, upload_id).await {
-            tracing::warn!(job_id = %job.id, error = %e, "could not abort the previous attempt's upload");
-        }
-    }
-    // Boxed: the export future is deep enough to trip rustc's layout recursion limit.
-    match Box::pin(run_export(deps, &job, &worker)).await {
-        Ok(()) => Ok(()),
-        // A failed export's message is deleted rather than dead-lettered:
-        // the job says what happened.
-        Err(e) if gives_up(&e, job.attempts) => {
-            let reason = format!("export failed: {e:#}");
-            tracing::error!(job_id = %job.id, reason, "export failed");
-            deps.db.fail_job(job.id, &reason).await?;
-            Ok(())
-        }
-        Err(e) => Err(requeue(deps, &job, &worker, e).await),
-    }
+    run_job(
+        &deps.db,
+        request.job_id,
+        "export",
+        deps.config.job_lease,
+        |job, worker| async move {
+            if let (Some(key), Some(upload_id)) = (&job.result_key, &job.upload_id) {
+                // A previous attempt died mid-upload: its parts are garbage.
+                if let Err(e) = deps.s3.abort_multipart_upload(key, upload_id).await {
+                    tracing::warn!(job_id = %job.id, error = %e, "could not abort the previous attempt's upload");
+                }
+            }
+            run_export(deps, &job, &worker).await
+        },
+    )
+    .await
 }
 
-async fn run_export(deps: &Deps, job: &Job, worker: &str) -> anyhow::Result<()> {
+async fn run_export(deps: &Deps, job: &Job, worker: &str) -> anyhow::Result<Finished> {
     let started = Instant::now();
     let dataset = deps
         .datasets
@@ -133,7 +107,13 @@ async fn run_export(deps: &Deps, job: &Job, worker: &str) -> anyhow::Result<()> 
         .await?;
 
     let progress = Progress::default();
-    let heartbeat = spawn_heartbeat(deps, job.id, worker, progress.clone());
+    let heartbeat = spawn_heartbeat(
+        &deps.db,
+        deps.config.job_lease,
+        job.id,
+        worker,
+        progress.clone(),
+    );
     let result = stream_rows(
         deps,
         &dataset,
@@ -160,17 +140,12 @@ async fn run_export(deps: &Deps, job: &Job, worker: &str) -> anyhow::Result<()> 
         "sheets": sheets,
         "duration_ms": started.elapsed().as_millis() as u64,
     });
-    let rows_i = i64::try_from(total_rows)?;
-    let bytes_i = i64::try_from(bytes)?;
-    if !deps
-        .db
-        .succeed_job(job.id, worker, rows_i, bytes_i, &counts)
-        .await?
-    {
-        bail!("the job was taken over or cancelled while exporting");
-    }
-    tracing::info!(job_id = %job.id, rows = total_rows, bytes, sheets, secs = started.elapsed().as_secs_f64(), "export succeeded");
-    Ok(())
+    tracing::info!(job_id = %job.id, rows = total_rows, bytes, sheets, secs = started.elapsed().as_secs_f64(), "export finished");
+    Ok(Finished {
+        rows: i64::try_from(total_rows)?,
+        bytes: i64::try_from(bytes)?,
+        counts,
+    })
 }
 
 /// The three overlapping stages. Returns (rows, sheets, bytes uploaded).

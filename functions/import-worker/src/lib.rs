@@ -14,23 +14,22 @@ mod report;
 
 use std::sync::atomic::Ordering;
 
-use anyhow::{Context, anyhow, bail};
+use anyhow::{Context, anyhow};
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use serde_json::json;
 use xlport_adapters::Deps;
 use xlport_adapters::imports::{DirectCopy, merge_part, record_part};
 use xlport_adapters::pgcopy::CopyConnection;
-use xlport_adapters::postgres::{Claim, UploadOutcome};
 use xlport_adapters::worker::{
-    DeadLetter, MAX_ATTEMPTS, Permanent, Progress, RetryAfter, ScratchDir, each_record, gives_up,
-    requeue, spawn_heartbeat, worker_id,
+    DeadLetter, Finished, Progress, ScratchDir, each_record, run_job, spawn_heartbeat,
 };
 use xlport_core::JobState;
 use xlport_core::decode::{self, DecodeError, Limits};
 use xlport_core::import::{ConflictPolicy, ImportCounts, Part, PartBuilder};
-use xlport_core::job::{Job, keys};
+use xlport_core::job::{Job, UploadOutcome, keys};
+use xlport_core::lifecycle::Permanent;
 use xlport_core::message::{ImportNotification, ObjectCreated, parse_import_notification};
-use xlport_core::ports::StoreError;
+use xlport_core::ports::{JobStore, ObjectStore, StoreError};
 
 /// Handles one SQS batch and reports the records to retry.
 pub async fn handle_batch(deps: &Deps, event: SqsEvent) -> SqsBatchResponse {
@@ -138,52 +137,14 @@ async fn remove_refused(deps: &Deps, key: &str) {
 }
 
 async fn process(deps: &Deps, job_id: uuid::Uuid) -> anyhow::Result<()> {
-    let worker = worker_id("import-worker");
-    let job = match deps
-        .db
-        .claim_job(job_id, &worker, deps.config.job_lease)
-        .await?
-    {
-        Claim::Claimed(job) => *job,
-        Claim::Missing => return Ok(()),
-        // The message of a failed import goes on to the dead-letter queue,
-        // where operators find the files that could not be imported.
-        Claim::NotClaimable(JobState::Failed) => {
-            return Err(anyhow!(DeadLetter(format!(
-                "import {job_id} failed; the message goes to the dead-letter queue"
-            ))));
-        }
-        Claim::NotClaimable(_) => return Ok(()),
-        // Back when the live worker's lease could have lapsed.
-        Claim::Busy => {
-            return Err(anyhow!(RetryAfter {
-                reason: format!("import {job_id} is running in another worker"),
-                after: deps.config.job_lease,
-            }));
-        }
-    };
-    if job.attempts > MAX_ATTEMPTS {
-        let reason = format!(
-            "the import was started {} times without finishing: the worker crashed or timed out on this file each time",
-            job.attempts - 1
-        );
-        deps.db.fail_job(job_id, &reason).await?;
-        return Err(anyhow!(DeadLetter(reason)));
-    }
-    tracing::info!(%job_id, attempt = job.attempts, resume_after_part = job.parts_done, "import started");
-    // Boxed: the import future is deep enough to trip rustc's layout recursion limit.
-    match Box::pin(run_import(deps, &job, &worker)).await {
-        Ok(()) => Ok(()),
-        Err(e) if gives_up(&e, job.attempts) => {
-            let reason = format!("{e:#}");
-            tracing::error!(%job_id, reason, "import failed");
-            deps.db.fail_job(job_id, &reason).await?;
-            Err(anyhow!(DeadLetter(format!(
-                "import {job_id} failed: {reason}"
-            ))))
-        }
-        Err(e) => Err(requeue(deps, &job, &worker, e).await),
-    }
+    run_job(
+        &deps.db,
+        job_id,
+        "import",
+        deps.config.job_lease,
+        |job, worker| async move { run_import(deps, &job, &worker).await },
+    )
+    .await
 }
 
 fn decode_failure(e: DecodeError) -> anyhow::Error {
@@ -193,7 +154,7 @@ fn decode_failure(e: DecodeError) -> anyhow::Error {
     }
 }
 
-async fn run_import(deps: &Deps, job: &Job, worker: &str) -> anyhow::Result<()> {
+async fn run_import(deps: &Deps, job: &Job, worker: &str) -> anyhow::Result<Finished> {
     let started = std::time::Instant::now();
     let dataset = deps
         .datasets
@@ -217,7 +178,13 @@ async fn run_import(deps: &Deps, job: &Job, worker: &str) -> anyhow::Result<()> 
         .ok_or_else(|| Permanent("the job has no object".into()))?;
 
     let progress = Progress::default();
-    let heartbeat = spawn_heartbeat(deps, job.id, worker, progress.clone());
+    let heartbeat = spawn_heartbeat(
+        &deps.db,
+        deps.config.job_lease,
+        job.id,
+        worker,
+        progress.clone(),
+    );
     let result = load(
         deps, job, worker, &dataset, policy, dry_run, &key, &progress,
     )
@@ -240,22 +207,13 @@ async fn run_import(deps: &Deps, job: &Job, worker: &str) -> anyhow::Result<()> 
             .context("writing the error report")?;
         counts["error_report_key"] = json!(keys::error_report(job.id));
     }
-    if !deps
-        .db
-        .succeed_job(
-            job.id,
-            worker,
-            totals.rows_read as i64,
-            size as i64,
-            &counts,
-        )
-        .await?
-    {
-        bail!("the job was cancelled or taken over while importing");
-    }
     tracing::info!(job_id = %job.id, rows = totals.rows_read, inserted = totals.inserted, updated = totals.updated,
-        rejected = totals.rejected, secs = started.elapsed().as_secs_f64(), "import succeeded");
-    Ok(())
+        rejected = totals.rejected, secs = started.elapsed().as_secs_f64(), "import finished");
+    Ok(Finished {
+        rows: i64::try_from(totals.rows_read)?,
+        bytes: i64::try_from(size)?,
+        counts,
+    })
 }
 
 /// Spool, check, then parse and load in overlapping stages.
@@ -313,7 +271,7 @@ async fn load(
             .context("inspect thread panicked")?
             .map_err(decode_failure)?
     };
-    deps.db.set_warnings(job.id, &info.warnings).await?;
+    deps.db.add_warnings(job.id, &info.warnings).await?;
     deps.db.set_source_header(job.id, &info.header).await?;
     let inspected_warnings = info.warnings;
 
@@ -418,7 +376,7 @@ async fn load(
         warnings.push("the file has a header but no data rows".into());
     }
     if warnings != inspected_warnings {
-        deps.db.set_warnings(job.id, &warnings).await?;
+        deps.db.add_warnings(job.id, &warnings).await?;
     }
     drop(scratch);
     Ok((totals, info, size))

@@ -22,7 +22,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use xlport_adapters::sqs::SqsQueue;
 use xlport_adapters::{Config, aws};
-use xlport_core::job::retry_backoff;
+use xlport_core::lifecycle::retry_backoff;
 
 #[derive(Parser, Debug, Clone)]
 #[command(

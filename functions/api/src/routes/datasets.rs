@@ -1,0 +1,30 @@
+//! `GET /datasets`: what can be imported and exported.
+
+use lambda_http::{Body, Response};
+use serde_json::{Value, json};
+use xlport_core::ports::{JobQueue, JobStore, ObjectStore};
+
+use crate::{ApiError, App, json_response, views};
+
+impl<J, O, Q> App<J, O, Q>
+where
+    J: JobStore,
+    O: ObjectStore,
+    Q: JobQueue,
+    ApiError: From<J::Error>,
+{
+    pub(crate) fn datasets(&self) -> Response<Body> {
+        let list: Vec<Value> = self.datasets.iter().map(views::dataset).collect();
+        json_response(200, &json!(list))
+    }
+
+    /// A 400 for a dataset that is not configured, listing those that are.
+    pub(crate) fn unknown_dataset(&self, name: &str) -> ApiError {
+        let known: Vec<&str> = self.datasets.names().collect();
+        ApiError::BadRequest(format!(
+            "unknown dataset `{}`; known datasets: {}",
+            xlport_core::job::clip(name, 40),
+            known.join(", ")
+        ))
+    }
+}
