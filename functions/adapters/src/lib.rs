@@ -19,6 +19,16 @@ use std::sync::Arc;
 
 use xlport_core::Datasets;
 
+/// The ports as deployed: Postgres, S3 and SQS.
+#[derive(Debug, Clone, Copy)]
+pub struct Deployed;
+
+impl xlport_core::ports::Ports for Deployed {
+    type Jobs = postgres::PgStore;
+    type Objects = s3::S3Store;
+    type Queue = sqs::SqsQueue;
+}
+
 /// Everything a function needs, built once per cold start.
 #[derive(Clone)]
 pub struct Deps {

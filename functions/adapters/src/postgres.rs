@@ -32,6 +32,39 @@ pub enum DbError {
     Random(#[from] apikey::RandomError),
 }
 
+/// What a client is told when Postgres refuses a write, by the name of the
+/// constraint it breaks (the migrations name every constraint for this).
+/// `None`: a constraint only a fault of xlport's own can break, which stays
+/// an internal error.
+pub fn constraint_message(name: &str) -> Option<&'static str> {
+    Some(match name {
+        "api_keys_key_hash_unique" => "an API key with this secret already exists",
+        "jobs_owner_key_fk" => "the API key was removed while the request ran",
+        "jobs_declared_size_check" => "`size` must be the file's size in bytes (>= 0)",
+        "user_purchase_pkey" => "a row with this CPF already exists",
+        "user_purchase_cpf_format" => "CPF must be 11 digits",
+        "user_purchase_loja_mais_frequente_format" | "user_purchase_loja_ultima_compra_format" => {
+            "a store's CNPJ must be 14 digits"
+        }
+        "user_purchase_loja_mais_frequente_valida_null"
+        | "user_purchase_loja_ultima_compra_valida_null" => {
+            "a store's validity flag is set only when its CNPJ is"
+        }
+        _ => return None,
+    })
+}
+
+impl xlport_core::ports::JobStoreError for DbError {
+    fn refusal(&self) -> Option<&'static str> {
+        match self {
+            DbError::Sqlx(sqlx::Error::Database(db)) => {
+                db.constraint().and_then(constraint_message)
+            }
+            _ => None,
+        }
+    }
+}
+
 pub async fn connect(config: &Config) -> Result<PgPool, DbError> {
     let options = PgConnectOptions::from_str(&config.database_url)?.application_name("xlport");
     let pool = PgPoolOptions::new()
@@ -606,4 +639,55 @@ pub async fn seed_user_purchase(pool: &PgPool, rows: u64, seed: u64) -> Result<u
     let loaded = conn.copy_in(&sql, chunks).await?;
     conn.release().await;
     Ok(loaded)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every constraint the migrations name is either told to clients in
+    /// words or known to be one only a fault of xlport's own can break.
+    #[test]
+    fn every_named_constraint_is_mapped_or_known_internal() {
+        const INTERNAL: [&str; 10] = [
+            "jobs_kind_check",
+            "jobs_state_check",
+            "jobs_finished_when_terminal",
+            "jobs_failed_has_error",
+            "job_parts_job_fk",
+            "job_parts_part_no_check",
+            "job_parts_state_check",
+            "job_parts_pkey",
+            "job_rejections_pkey",
+            "job_rejections_job_fk",
+        ];
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../migrations");
+        let mut names = Vec::new();
+        for entry in std::fs::read_dir(&dir).expect("migrations") {
+            let sql = std::fs::read_to_string(entry.expect("entry").path()).expect("sql");
+            let code: String = sql
+                .lines()
+                .map(|l| l.split("--").next().unwrap_or(""))
+                .collect::<Vec<_>>()
+                .join("\n");
+            let mut words = code.split_whitespace();
+            while let Some(w) = words.next() {
+                if w.eq_ignore_ascii_case("constraint")
+                    && let Some(name) = words.next()
+                {
+                    names.push(
+                        name.trim_matches(|c: char| !c.is_ascii_alphanumeric() && c != '_')
+                            .to_string(),
+                    );
+                }
+            }
+        }
+        assert!(names.len() >= 15, "{names:?}");
+        for name in names {
+            assert!(
+                constraint_message(&name).is_some() || INTERNAL.contains(&name.as_str()),
+                "constraint `{name}` has no message and is not known internal"
+            );
+        }
+    }
 }

@@ -89,18 +89,15 @@ impl ApiError {
     }
 }
 
-impl From<xlport_adapters::postgres::DbError> for ApiError {
-    fn from(e: xlport_adapters::postgres::DbError) -> Self {
-        match e {
-            xlport_adapters::postgres::DbError::Corrupt(_) => ApiError::Internal(e.to_string()),
-            other => ApiError::Unavailable(format!("the job store: {other}")),
+impl ApiError {
+    /// A failure of the job store (any [`xlport_core::ports::JobStore`]):
+    /// a write its schema refused is a 409 saying why (by constraint name,
+    /// `JobStoreError::refusal`); anything else is its outage, for the log.
+    pub fn job_store(e: impl xlport_core::ports::JobStoreError) -> Self {
+        match e.refusal() {
+            Some(why) => ApiError::Conflict(why.to_string()),
+            None => ApiError::Unavailable(format!("the job store: {e}")),
         }
-    }
-}
-
-impl From<xlport_core::ports::memory::Down> for ApiError {
-    fn from(e: xlport_core::ports::memory::Down) -> Self {
-        ApiError::Unavailable(format!("the job store: {e}"))
     }
 }
 

@@ -17,14 +17,11 @@ use std::sync::Arc;
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
 use serde_json::Value;
-use xlport_adapters::postgres::PgStore;
-use xlport_adapters::s3::S3Store;
-use xlport_adapters::sqs::SqsQueue;
-use xlport_adapters::{Config, Deps};
+use xlport_adapters::{Config, Deployed, Deps};
 use xlport_core::Datasets;
 use xlport_core::apikey::bearer_token;
 use xlport_core::job::KeyId;
-use xlport_core::ports::{JobQueue, JobStore, ObjectStore};
+use xlport_core::ports::{JobStore, Ports};
 
 pub use error::ApiError;
 pub use routes::imports::{PartPlan, part_plan};
@@ -40,20 +37,28 @@ pub fn json_response(status: u16, value: &Value) -> Response<Body> {
     resp
 }
 
-/// The API over a job store `J`, a bucket `O` and a queue `Q`.
-#[derive(Clone)]
-pub struct App<J, O, Q> {
-    pub jobs: J,
-    pub objects: O,
-    pub queue: Q,
+/// The API over the ports `P` (a job store, a bucket and a queue).
+pub struct App<P: Ports> {
+    pub jobs: P::Jobs,
+    pub objects: P::Objects,
+    pub queue: P::Queue,
     pub config: Arc<Config>,
     pub datasets: Arc<Datasets>,
 }
 
-/// The API as deployed: Postgres, S3 and SQS.
-pub type DeployedApp = App<PgStore, S3Store, SqsQueue>;
+impl<P: Ports> Clone for App<P> {
+    fn clone(&self) -> Self {
+        App {
+            jobs: self.jobs.clone(),
+            objects: self.objects.clone(),
+            queue: self.queue.clone(),
+            config: self.config.clone(),
+            datasets: self.datasets.clone(),
+        }
+    }
+}
 
-impl DeployedApp {
+impl App<Deployed> {
     pub fn from_deps(deps: Deps) -> Self {
         App {
             jobs: deps.db,
@@ -67,13 +72,7 @@ impl DeployedApp {
 
 type ApiResult = Result<Response<Body>, ApiError>;
 
-impl<J, O, Q> App<J, O, Q>
-where
-    J: JobStore,
-    O: ObjectStore,
-    Q: JobQueue,
-    ApiError: From<J::Error>,
-{
+impl<P: Ports> App<P> {
     /// Entry point for every request; never fails, errors become JSON responses.
     pub async fn handle(&self, req: Request) -> Response<Body> {
         let method = req.method().clone();
@@ -141,7 +140,7 @@ where
         self.jobs
             .authenticate(token)
             .await
-            .map_err(|e| ApiError::Unavailable(format!("the job store: {e}")))?
+            .map_err(ApiError::job_store)?
             .ok_or(ApiError::Unauthorized)
     }
 }

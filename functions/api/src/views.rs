@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 use xlport_core::job::{Job, keys};
-use xlport_core::ports::{JobQueue, JobStore, ObjectStore};
+use xlport_core::ports::{JobStore, ObjectStore, Ports};
 use xlport_core::{Dataset, JobKind, JobState};
 
 use crate::{ApiError, App};
@@ -40,17 +40,7 @@ fn waiting_for_worker_since(job: &Job) -> Option<chrono::DateTime<chrono::Utc>> 
 
 /// A job as the API returns it. `with_links` presigns download links, which
 /// costs a signature each, so lists leave them out.
-pub async fn job<J, O, Q>(
-    job: &Job,
-    app: &App<J, O, Q>,
-    with_links: bool,
-) -> Result<Value, ApiError>
-where
-    J: JobStore,
-    O: ObjectStore,
-    Q: JobQueue,
-    ApiError: From<J::Error>,
-{
+pub async fn job<P: Ports>(job: &Job, app: &App<P>, with_links: bool) -> Result<Value, ApiError> {
     let mut v = json!({
         "id": job.id,
         "kind": job.kind,
@@ -87,8 +77,13 @@ where
         "status_url": format!("/jobs/{}", job.id),
     });
     if with_links && job.kind == JobKind::Import {
-        v["parts"] = serde_json::to_value(app.jobs.job_parts(job.id).await?)
-            .map_err(|e| ApiError::Internal(e.to_string()))?;
+        v["parts"] = serde_json::to_value(
+            app.jobs
+                .job_parts(job.id)
+                .await
+                .map_err(ApiError::job_store)?,
+        )
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
     }
     if !with_links || job.state != JobState::Succeeded {
         return Ok(v);

@@ -13,10 +13,10 @@ use xlport_adapters::Config;
 use xlport_core::Datasets;
 use xlport_core::job::{Claim, KeyId, PartStatus};
 use xlport_core::ports::JobStore;
-use xlport_core::ports::memory::{MemoryJobStore, MemoryObjectStore, MemoryQueue};
+use xlport_core::ports::memory::{InMemory, MemoryJobStore, MemoryObjectStore, MemoryQueue};
 use xlport_core::{JobKind, JobState};
 
-type TestApp = App<MemoryJobStore, MemoryObjectStore, MemoryQueue>;
+type TestApp = App<InMemory>;
 
 const KEY: &str = "xlp_test_key_one";
 const OTHER_KEY: &str = "xlp_test_key_two";

@@ -165,6 +165,42 @@ pub struct Job {
     pub finished_at: Option<DateTime<Utc>>,
 }
 
+impl Job {
+    /// The job `new` describes, as created at `at`: nothing done yet, no
+    /// counts, no warnings.
+    pub fn new(new: NewJob, at: DateTime<Utc>) -> Job {
+        Job {
+            id: new.id,
+            kind: new.kind,
+            dataset: new.dataset,
+            state: new.state,
+            format: new.format,
+            options: new.options,
+            filename: new.filename,
+            object_key: new.object_key,
+            declared_size: new.declared_size,
+            object_size: None,
+            etag: None,
+            upload_id: new.upload_id,
+            rows_done: 0,
+            bytes_done: 0,
+            parts_done: 0,
+            parts_total: None,
+            counts: serde_json::json!({}),
+            warnings: serde_json::json!([]),
+            error: None,
+            result_key: None,
+            attempts: 0,
+            last_error: None,
+            next_attempt_at: None,
+            created_at: at,
+            updated_at: at,
+            started_at: None,
+            finished_at: None,
+        }
+    }
+}
+
 /// The longest an error text kept on a job may be, in characters.
 pub const MAX_ERROR_CHARS: usize = 500;
 

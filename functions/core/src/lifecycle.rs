@@ -235,9 +235,9 @@ mod tests {
     }
 
     fn job(attempts: i32) -> Box<Job> {
-        let now = chrono::Utc::now();
-        Box::new(Job {
+        let new = crate::job::NewJob {
             id: uuid::Uuid::nil(),
+            owner: crate::job::KeyId(uuid::Uuid::nil()),
             kind: crate::JobKind::Export,
             dataset: "d".into(),
             state: JobState::Running,
@@ -246,25 +246,11 @@ mod tests {
             filename: None,
             object_key: None,
             declared_size: None,
-            object_size: None,
-            etag: None,
             upload_id: None,
-            rows_done: 0,
-            bytes_done: 0,
-            parts_done: 0,
-            parts_total: None,
-            counts: serde_json::json!({}),
-            warnings: serde_json::json!([]),
-            error: None,
-            result_key: None,
-            attempts,
-            last_error: None,
-            next_attempt_at: None,
-            created_at: now,
-            updated_at: now,
-            started_at: None,
-            finished_at: None,
-        })
+        };
+        let mut job = Job::new(new, chrono::Utc::now());
+        job.attempts = attempts;
+        Box::new(job)
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! The error report: every rejected row of an import, as the file held it,
-//! in a workbook a person can fix and send back (shared/spec/user_purchase.md,
+//! in a workbook a person can fix and send back (docs/spec/user_purchase.md,
 //! "What an import reports"; issue #18).
 //!
 //! Layout of the `rejected rows` sheet (the header is its first row, frozen):

@@ -2,17 +2,11 @@
 
 use lambda_http::{Body, Response};
 use serde_json::{Value, json};
-use xlport_core::ports::{JobQueue, JobStore, ObjectStore};
+use xlport_core::ports::Ports;
 
 use crate::{ApiError, App, json_response, views};
 
-impl<J, O, Q> App<J, O, Q>
-where
-    J: JobStore,
-    O: ObjectStore,
-    Q: JobQueue,
-    ApiError: From<J::Error>,
-{
+impl<P: Ports> App<P> {
     pub(crate) fn datasets(&self) -> Response<Body> {
         let list: Vec<Value> = self.datasets.iter().map(views::dataset).collect();
         json_response(200, &json!(list))

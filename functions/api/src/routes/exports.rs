@@ -7,7 +7,7 @@ use uuid::Uuid;
 use xlport_core::export::{CsvDialect, ExportFormat, parse_filter};
 use xlport_core::job::{KeyId, NewJob};
 use xlport_core::message::ExportRequested;
-use xlport_core::ports::{JobQueue, JobStore, ObjectStore};
+use xlport_core::ports::{JobQueue, JobStore, Ports};
 use xlport_core::{JobKind, JobState};
 
 use crate::{ApiError, ApiResult, App, json_response, parse_json, views};
@@ -33,13 +33,7 @@ struct CsvOptions {
     dialect: Option<String>,
 }
 
-impl<J, O, Q> App<J, O, Q>
-where
-    J: JobStore,
-    O: ObjectStore,
-    Q: JobQueue,
-    ApiError: From<J::Error>,
-{
+impl<P: Ports> App<P> {
     /// Creates the job and queues its message; a queue that cannot take it
     /// fails the job at once (503), so no job waits for a message never sent.
     pub(crate) async fn create_export(
@@ -105,7 +99,8 @@ where
                 declared_size: None,
                 upload_id: None,
             })
-            .await?;
+            .await
+            .map_err(ApiError::job_store)?;
         let message = serde_json::to_string(&ExportRequested { job_id: id })
             .map_err(|e| ApiError::Internal(e.to_string()))?;
         if let Err(e) = self
@@ -119,7 +114,8 @@ where
                     id,
                     "the export could not be queued (the queue was unavailable); start it again",
                 )
-                .await?;
+                .await
+                .map_err(ApiError::job_store)?;
             return Err(ApiError::Unavailable(format!("the exports queue: {e}")));
         }
         Ok(json_response(202, &views::job(&job, self, false).await?))

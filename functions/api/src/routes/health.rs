@@ -4,20 +4,14 @@ use std::time::Duration;
 
 use lambda_http::{Body, Response};
 use serde_json::{Value, json};
-use xlport_core::ports::{JobQueue, JobStore, ObjectStore};
+use xlport_core::ports::{JobQueue, JobStore, ObjectStore, Ports};
 
-use crate::{ApiError, App, json_response};
+use crate::{App, json_response};
 
 /// How long each dependency gets to answer.
 const TIMEOUT: Duration = Duration::from_secs(3);
 
-impl<J, O, Q> App<J, O, Q>
-where
-    J: JobStore,
-    O: ObjectStore,
-    Q: JobQueue,
-    ApiError: From<J::Error>,
-{
+impl<P: Ports> App<P> {
     /// Reports each dependency; 503 when any is down, so load balancers and
     /// scripts can wait on it. The endpoint needs no key, so a failure says
     /// only "unreachable" or "timed out": the error itself goes to the log.

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 use xlport_core::import::ConflictPolicy;
 use xlport_core::job::{Job, KeyId, NewJob, keys};
-use xlport_core::ports::{JobQueue, JobStore, ObjectStore};
+use xlport_core::ports::{JobStore, ObjectStore, Ports};
 use xlport_core::{JobKind, JobState};
 
 use crate::{ApiError, ApiResult, App, json_response, parse_json, views};
@@ -95,13 +95,7 @@ fn check_part_numbers(
     Ok(())
 }
 
-impl<J, O, Q> App<J, O, Q>
-where
-    J: JobStore,
-    O: ObjectStore,
-    Q: JobQueue,
-    ApiError: From<J::Error>,
-{
+impl<P: Ports> App<P> {
     pub(crate) async fn create_import(&self, owner: KeyId, req: &Request) -> ApiResult {
         let body: CreateImport = parse_json(req)?;
         if self.datasets.get(&body.dataset).is_none() {
@@ -199,7 +193,8 @@ where
                 declared_size: i64::try_from(body.size).ok(),
                 upload_id,
             })
-            .await?;
+            .await
+            .map_err(ApiError::job_store)?;
         let mut view = views::job(&job, self, false).await?;
         view["upload"] = upload;
         Ok(json_response(201, &view))
@@ -270,7 +265,10 @@ where
         let urls = self.part_urls(&key, &upload_id, numbers).await?;
         // Fresh URLs keep the upload alive: it expires a URL lifetime after
         // the last ones were handed out (adapters::sweep).
-        self.jobs.touch_job(job.id).await?;
+        self.jobs
+            .touch_job(job.id)
+            .await
+            .map_err(ApiError::job_store)?;
         Ok(json_response(
             200,
             &json!({
@@ -334,14 +332,22 @@ where
         }
         // Cancel first: an upload that lands from now on finds the job ended,
         // and the import worker deletes it.
-        self.jobs.cancel_upload(job.id, owner).await?;
+        self.jobs
+            .cancel_upload(job.id, owner)
+            .await
+            .map_err(ApiError::job_store)?;
         if let Some(key) = &job.object_key {
             match &job.upload_id {
                 Some(upload_id) => self.objects.abort_multipart_upload(key, upload_id).await?,
                 None => self.objects.delete(key).await?,
             }
         }
-        let job = self.jobs.job_for_owner(owner, job.id).await?.unwrap_or(job);
+        let job = self
+            .jobs
+            .job_for_owner(owner, job.id)
+            .await
+            .map_err(ApiError::job_store)?
+            .unwrap_or(job);
         Ok(json_response(200, &views::job(&job, self, false).await?))
     }
 }

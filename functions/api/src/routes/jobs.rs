@@ -4,22 +4,20 @@ use serde_json::json;
 use uuid::Uuid;
 use xlport_core::JobKind;
 use xlport_core::job::{Job, KeyId};
-use xlport_core::ports::{JobQueue, JobStore, ObjectStore};
+use xlport_core::ports::{JobStore, Ports};
 
 use crate::{ApiError, ApiResult, App, json_response, views};
 
 /// How many jobs `GET /jobs` lists, newest first.
 const LIST_LIMIT: i64 = 50;
 
-impl<J, O, Q> App<J, O, Q>
-where
-    J: JobStore,
-    O: ObjectStore,
-    Q: JobQueue,
-    ApiError: From<J::Error>,
-{
+impl<P: Ports> App<P> {
     pub(crate) async fn list_jobs(&self, owner: KeyId) -> ApiResult {
-        let jobs = self.jobs.list_jobs(owner, LIST_LIMIT).await?;
+        let jobs = self
+            .jobs
+            .list_jobs(owner, LIST_LIMIT)
+            .await
+            .map_err(ApiError::job_store)?;
         let mut out = Vec::with_capacity(jobs.len());
         for job in &jobs {
             out.push(views::job(job, self, false).await?);
@@ -45,7 +43,8 @@ where
         let id = Uuid::parse_str(id).map_err(|_| not_found())?;
         self.jobs
             .job_for_owner(owner, id)
-            .await?
+            .await
+            .map_err(ApiError::job_store)?
             .filter(|j| kind.is_none_or(|k| j.kind == k))
             .ok_or_else(not_found)
     }

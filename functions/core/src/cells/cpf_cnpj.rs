@@ -1,4 +1,4 @@
-//! Tax documents (shared/spec/user_purchase.md, "Cell rules"): a CPF (11
+//! Tax documents (docs/spec/user_purchase.md, "Cell rules"): a CPF (11
 //! digits) or a CNPJ (14 characters: all digits, or the alphanumeric form in
 //! force since July 2026) read from a cell, and their mod-11 check digits.
 

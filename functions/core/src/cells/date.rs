@@ -1,4 +1,4 @@
-//! Dates (shared/spec/user_purchase.md, "Cell rules", `data_ultima_compra`):
+//! Dates (docs/spec/user_purchase.md, "Cell rules", `data_ultima_compra`):
 //! ISO `YYYY-MM-DD` or Brazilian `DD/MM/YYYY` text, or a date cell's serial
 //! in Excel's 1900 date system (fictitious 1900-02-29 included), within the
 //! years 0001 to 9999 that Postgres and spreadsheets share.

@@ -1,4 +1,4 @@
-//! Exact decimals (shared/spec/user_purchase.md, "Cell rules"): Brazilian
+//! Exact decimals (docs/spec/user_purchase.md, "Cell rules"): Brazilian
 //! (`1.234,56`) and dot (`1234.56`) notations read on the text itself,
 //! rounded half-even to the column's scale and checked against its
 //! precision, so money never goes through a binary double on its way to

@@ -1,4 +1,4 @@
-//! Cell rules (shared/spec/user_purchase.md, "Cell rules"): how one cell read
+//! Cell rules (docs/spec/user_purchase.md, "Cell rules"): how one cell read
 //! from any file format becomes a typed value ready for Postgres `COPY`, or the
 //! reason its row is rejected.
 //!

@@ -1,4 +1,4 @@
-//! Row validation (shared/spec/user_purchase.md, "Cell rules"): each cell
+//! Row validation (docs/spec/user_purchase.md, "Cell rules"): each cell
 //! under its column's rules, in table order, the first failing column
 //! deciding the row's [`Reason`]; what a rejected row tells the user, and
 //! what a valid one carries (values, check-digit flags, counts).

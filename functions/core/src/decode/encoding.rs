@@ -1,4 +1,4 @@
-//! Text encodings (shared/spec/user_purchase.md, "File-level rules"): a BOM
+//! Text encodings (docs/spec/user_purchase.md, "File-level rules"): a BOM
 //! names UTF-8 or UTF-16; without one the file is UTF-8 if every byte of it
 //! is, Windows-1252 otherwise. Whatever the encoding, the text is handed on
 //! as UTF-8, transcoded with bounded buffers.

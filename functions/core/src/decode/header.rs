@@ -1,4 +1,4 @@
-//! Header mapping, all formats (shared/spec/user_purchase.md, "File-level
+//! Header mapping, all formats (docs/spec/user_purchase.md, "File-level
 //! rules"): which field holds each dataset column, under any of its
 //! spellings, compared through [`normalize_header`]. Unknown columns are
 //! warned about, a dataset column named twice is refused, and the export's

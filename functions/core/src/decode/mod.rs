@@ -1,5 +1,5 @@
 //! Streaming decoding of an import file already on local disk
-//! (shared/spec/user_purchase.md, "File-level rules").
+//! (docs/spec/user_purchase.md, "File-level rules").
 //!
 //! The worker spools the uploaded object to a temp file, calls [`inspect`] to
 //! fail fast (not a spreadsheet, missing columns, a limit) before it writes

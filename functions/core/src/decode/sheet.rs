@@ -1,4 +1,4 @@
-//! What the workbook formats share (shared/spec/user_purchase.md,
+//! What the workbook formats share (docs/spec/user_purchase.md,
 //! "File-level rules", xlsx): the table found across the worksheets (the
 //! first whose header holds every dataset column, then its continuation
 //! sheets), a sheet row handed over, and calamine's values as [`Cell`]s:

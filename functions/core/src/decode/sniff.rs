@@ -1,4 +1,4 @@
-//! Format detection and the zip guards (shared/spec/user_purchase.md,
+//! Format detection and the zip guards (docs/spec/user_purchase.md,
 //! "File-level rules"): what the file is, from its first bytes, whatever its
 //! name or declared content type say; and, for a zip, which workbook it is
 //! and whether every part inflates within the limits, checked before calamine

@@ -1,4 +1,4 @@
-//! Delimited and whitespace-separated text (shared/spec/user_purchase.md,
+//! Delimited and whitespace-separated text (docs/spec/user_purchase.md,
 //! "File-level rules"): the header line and its delimiter (tab, `;` or `,`),
 //! then one record at a time, numbered by physical line, with the
 //! spreadsheet habits for field counts (spec "Cell rules",

@@ -16,7 +16,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::{
-    JobQueue, JobStore, ObjectMeta, ObjectStore, PresignedRequest, StoreError, UploadedPart,
+    JobQueue, JobStore, ObjectMeta, ObjectStore, Ports, PresignedRequest, StoreError, UploadedPart,
 };
 use crate::apikey;
 use crate::job::{
@@ -25,10 +25,22 @@ use crate::job::{
 };
 use crate::lifecycle::Step;
 
+/// The in-memory ports, as one [`Ports`].
+#[derive(Debug, Clone, Copy)]
+pub struct InMemory;
+
+impl Ports for InMemory {
+    type Jobs = MemoryJobStore;
+    type Objects = MemoryObjectStore;
+    type Queue = MemoryQueue;
+}
+
 /// What an in-memory port fails with: it was made [`MemoryJobStore::set_down`].
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("the in-memory store is down (a test's outage)")]
 pub struct Down;
+
+impl super::JobStoreError for Down {}
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A test that panicked while holding the lock already failed; the data
@@ -140,40 +152,12 @@ impl JobStore for MemoryJobStore {
     }
 
     async fn create_job(&self, new: NewJob) -> Result<Job, Down> {
-        let now = Utc::now();
-        let job = Job {
-            id: new.id,
-            kind: new.kind,
-            dataset: new.dataset,
-            state: new.state,
-            format: new.format,
-            options: new.options,
-            filename: new.filename,
-            object_key: new.object_key,
-            declared_size: new.declared_size,
-            object_size: None,
-            etag: None,
-            upload_id: new.upload_id,
-            rows_done: 0,
-            bytes_done: 0,
-            parts_done: 0,
-            parts_total: None,
-            counts: serde_json::json!({}),
-            warnings: serde_json::json!([]),
-            error: None,
-            result_key: None,
-            attempts: 0,
-            last_error: None,
-            next_attempt_at: None,
-            created_at: now,
-            updated_at: now,
-            started_at: None,
-            finished_at: None,
-        };
+        let owner = new.owner;
+        let job = Job::new(new, Utc::now());
         self.up()?.jobs.insert(
             job.id,
             StoredJob {
-                owner: new.owner,
+                owner,
                 job: job.clone(),
                 lease_owner: None,
                 lease_until: None,

@@ -128,6 +128,15 @@ pub trait ObjectStore: Send + Sync {
     fn ping(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
+/// The three ports an app or a worker runs on, named once:
+/// [`memory::InMemory`] in tests, `xlport_adapters::Deployed` (Postgres, S3,
+/// SQS) in the functions.
+pub trait Ports: Send + Sync + 'static {
+    type Jobs: JobStore + Clone + 'static;
+    type Objects: ObjectStore + Clone + 'static;
+    type Queue: JobQueue + Clone + 'static;
+}
+
 /// The work queues.
 pub trait JobQueue: Send + Sync {
     /// Sends one message body to the queue at `queue` (its URL).
@@ -141,6 +150,16 @@ pub trait JobQueue: Send + Sync {
     fn ping(&self, queue: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
+/// What a job store fails with, told apart the way the api needs.
+pub trait JobStoreError: std::error::Error + Send + Sync + 'static {
+    /// A write the store refused because it breaks a rule of its schema (a
+    /// constraint, by name), in words a client can act on; `None` for an
+    /// outage or a fault of xlport's own.
+    fn refusal(&self) -> Option<&'static str> {
+        None
+    }
+}
+
 /// The job store: API keys, jobs and their parts. Every state change is a
 /// [`crate::lifecycle::Step`] and happens only from that step's `from`
 /// states; the methods of a running job (`heartbeat`, `set_upload`,
@@ -148,7 +167,7 @@ pub trait JobQueue: Send + Sync {
 pub trait JobStore: Send + Sync {
     /// What the store fails with (a connection lost, a stored row that no
     /// longer parses).
-    type Error: std::error::Error + Send + Sync + 'static;
+    type Error: JobStoreError;
 
     /// Checks the store answers (for `/health`).
     fn ping(&self) -> impl Future<Output = Result<(), Self::Error>> + Send;
