@@ -16,10 +16,8 @@ use uuid::Uuid;
 use xlport_adapters::postgres::{self, PgStore};
 use xlport_adapters::{Config, Deps};
 use xlport_core::job::{Job, NewJob, keys};
+use xlport_core::ports::JobStore;
 use xlport_core::{JobKind, JobState};
-
-/// The ports' traits, which the tests call on the real adapters.
-pub use xlport_core::ports::{JobQueue, JobStore, ObjectStore};
 
 /// The headers of `user_purchase`'s columns, as the spec and the export
 /// spell them.

@@ -24,6 +24,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use sqlx::FromRow;
 use uuid::Uuid;
+use xlport_core::lifecycle::Step;
 use xlport_core::message::{ExportRequested, object_created_notification};
 use xlport_core::ports::{JobQueue, JobStore, ObjectStore, StoreError};
 
@@ -79,8 +80,7 @@ pub async fn sweep(deps: &Deps, stall: Duration) -> anyhow::Result<Swept> {
     )
     .bind(stall.as_secs_f64())
     .bind(BATCH)
-    // An upload can only arrive while its presigned URLs are valid.
-    .bind(deps.config.upload_url_ttl.as_secs_f64() + 60.0)
+    .bind(upload_window_secs(&deps.config))
     .fetch_all(&deps.db.pool)
     .await?;
     let mut swept = Swept::default();
@@ -114,19 +114,27 @@ pub async fn sweep(deps: &Deps, stall: Duration) -> anyhow::Result<Swept> {
     Ok(swept)
 }
 
+/// How long after its last upload URLs were handed out a file can still
+/// arrive, in seconds: their lifetime, plus a minute for a PUT that started
+/// just before they expired.
+fn upload_window_secs(config: &crate::Config) -> f64 {
+    config.upload_url_ttl.as_secs_f64() + 60.0
+}
+
 /// Fails the imports whose upload URLs expired before their file arrived,
 /// and aborts their multipart uploads. One whose file is in the bucket after
 /// all (its event was lost) is sent to the workers instead.
 async fn expire_uploads(deps: &Deps, swept: &mut Swept) -> anyhow::Result<()> {
-    let ttl = deps.config.upload_url_ttl.as_secs_f64() + 60.0;
+    let ttl = upload_window_secs(&deps.config);
     let unfinished: Vec<Unfinished> = sqlx::query_as(
         "select id, object_key, upload_id from jobs \
-         where state = 'awaiting_upload' and kind = 'import' \
+         where state = any($3) and kind = 'import' \
            and updated_at < now() - make_interval(secs => $1) \
          order by updated_at limit $2",
     )
     .bind(ttl)
     .bind(BATCH)
+    .bind(Step::ExpireUpload.from_names())
     .fetch_all(&deps.db.pool)
     .await?;
     for job in unfinished {

@@ -48,7 +48,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn chrono_secs(d: Duration) -> chrono::Duration {
+fn chrono_duration(d: Duration) -> chrono::Duration {
     chrono::Duration::milliseconds(i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
@@ -115,14 +115,6 @@ impl MemoryJobStore {
     /// Records a part of an import, as the import's loader would.
     pub fn add_part(&self, job: Uuid, part: PartStatus) {
         lock(&self.inner).parts.entry(job).or_default().push(part);
-    }
-
-    /// Changes a stored job directly (a test's set-up: an expired lease, a
-    /// job another worker holds).
-    pub fn edit(&self, id: Uuid, f: impl FnOnce(&mut Job)) {
-        if let Some(stored) = lock(&self.inner).jobs.get_mut(&id) {
-            f(&mut stored.job);
-        }
     }
 
     /// Makes the lease on a running job lapse, as when its worker died.
@@ -254,7 +246,7 @@ impl JobStore for MemoryJobStore {
         stored.job.started_at.get_or_insert(now);
         stored.job.next_attempt_at = None;
         stored.lease_owner = Some(worker.to_string());
-        stored.lease_until = Some(now + chrono_secs(lease));
+        stored.lease_until = Some(now + chrono_duration(lease));
         Ok(Claim::Claimed(Box::new(stored.job.clone())))
     }
 
@@ -273,7 +265,7 @@ impl JobStore for MemoryJobStore {
         let now = Utc::now();
         stored.job.rows_done = stored.job.rows_done.max(rows);
         stored.job.bytes_done = stored.job.bytes_done.max(bytes);
-        stored.lease_until = Some(now + chrono_secs(lease));
+        stored.lease_until = Some(now + chrono_duration(lease));
         stored.job.updated_at = now;
         Ok(true)
     }
@@ -329,7 +321,7 @@ impl JobStore for MemoryJobStore {
         stored.lease_owner = None;
         stored.lease_until = None;
         stored.job.error = None;
-        stored.job.next_attempt_at = Some(Utc::now() + chrono_secs(retry_in));
+        stored.job.next_attempt_at = Some(Utc::now() + chrono_duration(retry_in));
         let note = format!("attempt {} failed: {reason}", stored.job.attempts);
         stored.job.last_error = Some(reason);
         push_warnings(&mut stored.job, &[note]);
@@ -369,15 +361,11 @@ impl MemoryJobStore {
 
 /// Appends each of `new` not already among the job's warnings.
 fn push_warnings(job: &mut Job, new: &[String]) {
-    let list = match job.warnings.as_array_mut() {
-        Some(list) => list,
-        None => {
-            job.warnings = serde_json::json!([]);
-            match job.warnings.as_array_mut() {
-                Some(list) => list,
-                None => return,
-            }
-        }
+    if !job.warnings.is_array() {
+        job.warnings = serde_json::json!([]);
+    }
+    let Some(list) = job.warnings.as_array_mut() else {
+        return;
     };
     for w in new {
         let w = serde_json::Value::String(w.clone());
