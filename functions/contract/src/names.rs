@@ -130,6 +130,21 @@ impl JobState {
             JobState::Succeeded | JobState::Failed | JobState::Cancelled
         )
     }
+
+    /// The transitions a job may take, the graph every step of
+    /// `xlport_core::lifecycle` stays inside (tested there). `Running ->
+    /// Running` is a worker taking over a job whose previous worker died (its
+    /// lease ran out); `Running -> Queued` hands a job back for a retry. Only
+    /// an import still waiting for its file can be cancelled.
+    pub const fn can_become(self, next: JobState) -> bool {
+        use JobState::*;
+        matches!(
+            (self, next),
+            (AwaitingUpload, Queued | Failed | Cancelled)
+                | (Queued, Running | Failed)
+                | (Running, Running | Queued | Succeeded | Failed)
+        )
+    }
 }
 
 names! {

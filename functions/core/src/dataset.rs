@@ -23,29 +23,9 @@ pub enum DatasetError {
     Invalid { dataset: String, problem: String },
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ColumnType {
-    /// Brazilian individual taxpayer number: 11 digits, two mod-11 check digits.
-    Cpf,
-    /// Brazilian company number: 14 characters, classic (digits) or alphanumeric.
-    Cnpj,
-    Boolean,
-    Date,
-    Decimal,
-    Text,
-}
-
-impl ColumnType {
-    /// Length of a tax document once separators are removed.
-    pub fn document_len(self) -> Option<usize> {
-        match self {
-            ColumnType::Cpf => Some(11),
-            ColumnType::Cnpj => Some(14),
-            _ => None,
-        }
-    }
-}
+/// The column types (the names `datasets.toml` and `GET /datasets` use)
+/// are the API's.
+pub use xlport_contract::ColumnType;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

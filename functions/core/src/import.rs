@@ -12,80 +12,9 @@ use crate::decode::Row;
 use crate::export::split_copy_line;
 use crate::report::StoredCell;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum ConflictPolicy {
-    /// The last accepted occurrence wins; existing rows are updated.
-    #[default]
-    Upsert,
-    /// Existing rows (and earlier occurrences in the file) are kept.
-    Skip,
-    /// Later duplicates, and rows whose key already exists, are rejected.
-    Reject,
-}
-
-impl ConflictPolicy {
-    pub const ALL: [ConflictPolicy; 3] = [Self::Upsert, Self::Skip, Self::Reject];
-
-    /// The policy's name in the API, the CLI and a job's `options`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Upsert => "upsert",
-            Self::Skip => "skip",
-            Self::Reject => "reject",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|p| p.as_str() == s)
-    }
-}
-
-/// Counters of a part, and (summed) of a job.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct ImportCounts {
-    pub rows_read: u64,
-    pub inserted: u64,
-    pub updated: u64,
-    /// Valid rows left out by the `skip` policy.
-    pub skipped: u64,
-    pub rejected: u64,
-    pub rejected_by_reason: BTreeMap<String, u64>,
-    pub invalid_cpf: u64,
-    pub invalid_cnpj: u64,
-}
-
-impl ImportCounts {
-    pub fn add(&mut self, other: &ImportCounts) {
-        self.rows_read += other.rows_read;
-        self.inserted += other.inserted;
-        self.updated += other.updated;
-        self.skipped += other.skipped;
-        self.rejected += other.rejected;
-        for (k, v) in &other.rejected_by_reason {
-            *self.rejected_by_reason.entry(k.clone()).or_default() += v;
-        }
-        self.invalid_cpf += other.invalid_cpf;
-        self.invalid_cnpj += other.invalid_cnpj;
-    }
-
-    pub fn reject(&mut self, reason: Reason) {
-        self.rejected += 1;
-        *self
-            .rejected_by_reason
-            .entry(reason.as_str().to_string())
-            .or_default() += 1;
-    }
-
-    pub fn from_json(v: &serde_json::Value) -> Self {
-        serde_json::from_value(v.clone()).unwrap_or_default()
-    }
-
-    pub fn to_json(&self) -> serde_json::Value {
-        serde_json::to_value(self).unwrap_or_default()
-    }
-}
+/// The policies and the counters are the API's ([`xlport_contract`]): a
+/// job's `options` and `counts` carry them as they are.
+pub use xlport_contract::{ConflictPolicy, ImportCounts};
 
 /// A rejected row as the error report shows it (see [`crate::report`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

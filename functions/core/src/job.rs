@@ -3,117 +3,14 @@
 //! which state to which is [`crate::lifecycle`]'s; [`JobState::can_become`]
 //! is the graph those steps must stay inside (tested there).
 
-use std::fmt;
-use std::str::FromStr;
-
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum JobKind {
-    Import,
-    Export,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum JobState {
-    /// An import whose file has not reached the bucket yet.
-    AwaitingUpload,
-    /// Ready for a worker; the message is on its queue.
-    Queued,
-    /// A worker holds the job's lease.
-    Running,
-    Succeeded,
-    Failed,
-    Cancelled,
-}
-
-impl JobState {
-    pub const ALL: [JobState; 6] = [
-        JobState::AwaitingUpload,
-        JobState::Queued,
-        JobState::Running,
-        JobState::Succeeded,
-        JobState::Failed,
-        JobState::Cancelled,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            JobState::AwaitingUpload => "awaiting_upload",
-            JobState::Queued => "queued",
-            JobState::Running => "running",
-            JobState::Succeeded => "succeeded",
-            JobState::Failed => "failed",
-            JobState::Cancelled => "cancelled",
-        }
-    }
-
-    pub fn is_terminal(self) -> bool {
-        matches!(
-            self,
-            JobState::Succeeded | JobState::Failed | JobState::Cancelled
-        )
-    }
-
-    /// The transitions a job may take, the graph every
-    /// [`crate::lifecycle::Step`] stays inside. `Running -> Running` is a
-    /// worker taking over a job whose previous worker died (its lease ran
-    /// out); `Running -> Queued` hands a job back for a retry. Only an
-    /// import still waiting for its file can be cancelled.
-    pub fn can_become(self, next: JobState) -> bool {
-        use JobState::*;
-        matches!(
-            (self, next),
-            (AwaitingUpload, Queued | Failed | Cancelled)
-                | (Queued, Running | Failed)
-                | (Running, Running | Queued | Succeeded | Failed)
-        )
-    }
-}
-
-impl fmt::Display for JobState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-#[derive(Debug, thiserror::Error)]
-#[error("unknown job state `{0}`")]
-pub struct UnknownState(pub String);
-
-impl FromStr for JobState {
-    type Err = UnknownState;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        JobState::ALL
-            .into_iter()
-            .find(|st| st.as_str() == s)
-            .ok_or_else(|| UnknownState(s.to_string()))
-    }
-}
-
-impl JobKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            JobKind::Import => "import",
-            JobKind::Export => "export",
-        }
-    }
-}
-
-impl FromStr for JobKind {
-    type Err = UnknownState;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "import" => Ok(JobKind::Import),
-            "export" => Ok(JobKind::Export),
-            other => Err(UnknownState(other.to_string())),
-        }
-    }
-}
+/// The kinds and states of a job are the API's names
+/// ([`xlport_contract::names`]), with the graph of transitions
+/// ([`JobState::can_become`]).
+pub use xlport_contract::{JobKind, JobState};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("job cannot go from {from} to {to}")]

@@ -68,7 +68,7 @@ impl<P: Ports> App<P> {
                 CsvDialect::named(
                     csv.dialect
                         .as_deref()
-                        .unwrap_or(CsvDialect::default_dialect().name),
+                        .unwrap_or(CsvDialect::default_dialect().name.as_str()),
                 )
                 .map_err(ApiError::BadRequest)?,
             ),

@@ -7,6 +7,7 @@ use std::io::Write;
 use super::mask::{mask_cnpj, mask_cpf};
 use super::{ExportError, out_columns};
 use crate::dataset::{ColumnType, Dataset};
+use xlport_contract::{CsvDialectName, one_of};
 
 /// Streams rows into CSV (UTF-8 with BOM, comma-separated, the same masks and
 /// headers as the xlsx).
@@ -22,8 +23,9 @@ pub struct CsvExport<W: Write> {
 /// ends. Dialects are data: a locale is one more entry of [`CSV_DIALECTS`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CsvDialect {
-    /// The name clients ask for (`csv: {"dialect": NAME}`).
-    pub name: &'static str,
+    /// The name clients ask for (`csv: {"dialect": NAME}`): one of the
+    /// API's [`CsvDialectName`]s.
+    pub name: CsvDialectName,
     /// What it suits, for people.
     pub description: &'static str,
     pub delimiter: u8,
@@ -35,13 +37,14 @@ pub struct CsvDialect {
     pub crlf: bool,
 }
 
-/// The CSV dialects exports can be written in; the first is the default.
+/// The CSV dialects exports can be written in, one per [`CsvDialectName`]
+/// and in its order; the first is the default.
 /// Every one is UTF-8 with a BOM (so Excel reads the accents) and reads back
 /// into the same table (xlport's import takes `;`, decimal commas and
 /// `DD/MM/YYYY`).
 pub const CSV_DIALECTS: &[CsvDialect] = &[
     CsvDialect {
-        name: "rfc4180",
+        name: CsvDialectName::Rfc4180,
         description: "`,` between fields, `.` as decimal mark, ISO dates: scripts and US-locale tools",
         delimiter: b',',
         decimal_comma: false,
@@ -49,7 +52,7 @@ pub const CSV_DIALECTS: &[CsvDialect] = &[
         crlf: false,
     },
     CsvDialect {
-        name: "excel-br",
+        name: CsvDialectName::ExcelBr,
         description: "`;` between fields, `,` as decimal mark, DD/MM/YYYY dates, CRLF: Excel and \
                       LibreOffice in Brazilian Portuguese",
         delimiter: b';',
@@ -62,14 +65,16 @@ pub const CSV_DIALECTS: &[CsvDialect] = &[
 impl CsvDialect {
     /// The dialect called `name`; the error lists the known ones.
     pub fn named(name: &str) -> Result<&'static CsvDialect, String> {
-        CSV_DIALECTS.iter().find(|d| d.name == name).ok_or_else(|| {
-            let names: Vec<&str> = CSV_DIALECTS.iter().map(|d| d.name).collect();
-            format!(
-                "unknown CSV dialect `{}`: use {}",
-                name.chars().take(40).collect::<String>(),
-                names.join(" or ")
-            )
-        })
+        CSV_DIALECTS
+            .iter()
+            .find(|d| d.name.as_str() == name)
+            .ok_or_else(|| {
+                format!(
+                    "unknown CSV dialect `{}`: use {}",
+                    name.chars().take(40).collect::<String>(),
+                    one_of(&CsvDialectName::NAMES)
+                )
+            })
     }
 
     /// The default dialect (today's RFC 4180 export).
@@ -249,6 +254,16 @@ mod tests {
             CsvDialect::named("excel-xx").unwrap_err(),
             "unknown CSV dialect `excel-xx`: use rfc4180 or excel-br"
         );
-        assert_eq!(CsvDialect::default_dialect().name, "rfc4180");
+        assert_eq!(CsvDialect::default_dialect().name.as_str(), "rfc4180");
+    }
+
+    #[test]
+    fn every_dialect_the_api_names_has_one_entry_in_its_order() {
+        let names: Vec<CsvDialectName> = CSV_DIALECTS.iter().map(|d| d.name).collect();
+        assert_eq!(names, CsvDialectName::ALL);
+        assert_eq!(
+            CsvDialect::default_dialect().name,
+            CsvDialectName::default()
+        );
     }
 }

@@ -10,8 +10,6 @@
 //! - `xlsx_writer` and `csv_writer`: one module per output format.
 
 use rust_xlsxwriter::XlsxError;
-use serde::{Deserialize, Serialize};
-
 use crate::dataset::{ColumnType, Dataset};
 
 mod copy_text;
@@ -34,30 +32,8 @@ pub use xlsx_writer::XlsxExport;
 /// the header.
 pub const MAX_DATA_ROWS_PER_SHEET: u32 = 1_048_575;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ExportFormat {
-    Xlsx,
-    Csv,
-}
-
-impl ExportFormat {
-    pub fn extension(self) -> &'static str {
-        match self {
-            ExportFormat::Xlsx => "xlsx",
-            ExportFormat::Csv => "csv",
-        }
-    }
-
-    pub fn content_type(self) -> &'static str {
-        match self {
-            ExportFormat::Xlsx => {
-                "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-            }
-            ExportFormat::Csv => "text/csv; charset=utf-8",
-        }
-    }
-}
+/// The formats (their names, extensions and content types) are the API's.
+pub use xlport_contract::ExportFormat;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {

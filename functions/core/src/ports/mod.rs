@@ -41,15 +41,9 @@ pub struct PresignedRequest {
     pub headers: Vec<(String, String)>,
 }
 
-/// A part already in a multipart upload (S3 `ListParts`).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct UploadedPart {
-    pub part_number: i32,
-    /// The part's ETag without surrounding quotes.
-    pub etag: String,
-    /// Bytes.
-    pub size: i64,
-}
+/// A part already in a multipart upload (S3 `ListParts`), as
+/// `POST /imports/{id}/parts` lists it.
+pub use xlport_contract::UploadedPart;
 
 /// The bucket: presigned requests for clients, and the calls the api and
 /// the workers make themselves. Keys are built by [`crate::job::keys`].
