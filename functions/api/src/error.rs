@@ -1,11 +1,12 @@
 //! One error type for the whole API, each variant mapped to an HTTP status and
-//! a JSON body `{"error": "...", "code": "..."}` a person can act on. The
+//! a JSON body ([`ErrorBody`], `{"error": "...", "code": "..."}`) a person can
+//! act on. The
 //! text of an internal error or of a dependency's outage is logged, never
 //! returned: a client learns what happened and what to do, not the
 //! database's or S3's own words.
 
 use lambda_http::{Body, Response};
-use serde_json::json;
+use xlport_contract::{ErrorBody, ErrorCode};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -44,16 +45,16 @@ impl ApiError {
         }
     }
 
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            ApiError::Unauthorized => "unauthorized",
-            ApiError::BadRequest(_) => "bad_request",
-            ApiError::NotFound(_) => "not_found",
-            ApiError::Conflict(_) => "conflict",
-            ApiError::PayloadTooLarge(_) => "payload_too_large",
-            ApiError::MethodNotAllowed(_) => "method_not_allowed",
-            ApiError::Unavailable(_) => "unavailable",
-            ApiError::Internal(_) => "internal",
+            ApiError::Unauthorized => ErrorCode::Unauthorized,
+            ApiError::BadRequest(_) => ErrorCode::BadRequest,
+            ApiError::NotFound(_) => ErrorCode::NotFound,
+            ApiError::Conflict(_) => ErrorCode::Conflict,
+            ApiError::PayloadTooLarge(_) => ErrorCode::PayloadTooLarge,
+            ApiError::MethodNotAllowed(_) => ErrorCode::MethodNotAllowed,
+            ApiError::Unavailable(_) => ErrorCode::Unavailable,
+            ApiError::Internal(_) => ErrorCode::Internal,
         }
     }
 
@@ -78,7 +79,10 @@ impl ApiError {
         }
         let mut resp = crate::json_response(
             self.status(),
-            &json!({ "error": self.public_message(), "code": self.code() }),
+            &ErrorBody {
+                error: self.public_message(),
+                code: self.code().as_str().to_string(),
+            },
         );
         if matches!(self, ApiError::Unauthorized)
             && let Ok(v) = "Bearer".parse()

@@ -5,9 +5,12 @@
 //! (`xlport_core::ports`): the function binary gives it Postgres, S3 and SQS
 //! ([`App::from_deps`]); the tests in `tests/` give it the in-memory ports
 //! and call [`App::handle`] in-process, with no service running. One module
-//! per resource under `routes/`; the JSON shapes are in `views`.
+//! per resource under `routes/`, all of them in [`ROUTES`]. The JSON shapes
+//! are the contract's (`xlport_contract`), built from core's models in
+//! `views`; [`openapi`] describes them and the routes (docs/openapi.json).
 
 pub mod error;
+pub mod openapi;
 mod page;
 mod routes;
 mod views;
@@ -16,7 +19,7 @@ use std::sync::Arc;
 
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
-use serde_json::Value;
+use serde::Serialize;
 use xlport_adapters::{Config, Deployed, Deps};
 use xlport_core::Datasets;
 use xlport_core::apikey::bearer_token;
@@ -26,15 +29,111 @@ use xlport_core::ports::{JobStore, Ports};
 pub use error::ApiError;
 pub use routes::imports::{PartPlan, part_plan};
 
-/// `value` as a JSON response with `status`.
-pub fn json_response(status: u16, value: &Value) -> Response<Body> {
-    let mut resp = Response::new(Body::Text(value.to_string()));
+/// `body` as a JSON response with `status`; a 500 if it cannot be written
+/// as JSON (a fault of xlport's own).
+pub fn json_response(status: u16, body: &impl Serialize) -> Response<Body> {
+    // Through a `Value`, whose objects keep their keys sorted: the bytes are
+    // those the API sent when it built its JSON by hand.
+    let text = match serde_json::to_value(body) {
+        Ok(value) => value.to_string(),
+        Err(e) => return ApiError::Internal(format!("writing a response: {e}")).into_response(),
+    };
+    let mut resp = Response::new(Body::Text(text));
     *resp.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     resp.headers_mut().insert(
         "content-type",
         lambda_http::http::HeaderValue::from_static("application/json"),
     );
     resp
+}
+
+/// Who may call a route, and how a request with another method on its path
+/// is answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone: the browser page, which asks for the key itself. Another
+    /// method on its path is no route of the API's (404, once the key is
+    /// known).
+    Page,
+    /// Anyone, so that load balancers and scripts need no key; another
+    /// method on its path is a 405, without a key.
+    Open,
+    /// A known API key (`Authorization: Bearer <key>`); another method on
+    /// its path is a 405, once the key is known.
+    Key,
+}
+
+/// What a route does: one handler each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    Page,
+    Health,
+    Datasets,
+    ListJobs,
+    GetJob,
+    CreateExport,
+    CreateImport,
+    UploadParts,
+    CompleteUpload,
+    AbortUpload,
+}
+
+impl Op {
+    /// Who may call the route.
+    pub fn access(self) -> Access {
+        match self {
+            Op::Page => Access::Page,
+            Op::Health => Access::Open,
+            _ => Access::Key,
+        }
+    }
+}
+
+/// A route: its method, its path (`{id}` stands for one segment, as in
+/// OpenAPI) and its handler.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Route {
+    pub method: &'static str,
+    pub path: &'static str,
+    pub op: Op,
+}
+
+/// Every route the API serves, the one list dispatch goes by; the tests
+/// hold docs/openapi.json and docs/api.md's route table to it.
+pub const ROUTES: &[Route] = &[
+    Route::new("GET", "/", Op::Page),
+    Route::new("GET", "/health", Op::Health),
+    Route::new("GET", "/datasets", Op::Datasets),
+    Route::new("GET", "/jobs", Op::ListJobs),
+    Route::new("GET", "/jobs/{id}", Op::GetJob),
+    Route::new("POST", "/exports", Op::CreateExport),
+    Route::new("POST", "/imports", Op::CreateImport),
+    Route::new("POST", "/imports/{id}/parts", Op::UploadParts),
+    Route::new("POST", "/imports/{id}/complete", Op::CompleteUpload),
+    Route::new("POST", "/imports/{id}/abort", Op::AbortUpload),
+];
+
+impl Route {
+    const fn new(method: &'static str, path: &'static str, op: Op) -> Route {
+        Route { method, path, op }
+    }
+
+    /// Whether `segments` (a request's path split at `/`, empty ones left
+    /// out) are this route's path; then its `{id}` segment, if it has one.
+    fn matches<'a>(&self, segments: &[&'a str]) -> Option<Option<&'a str>> {
+        let mut id = None;
+        let mut count = 0;
+        for (n, want) in self.path.split('/').filter(|s| !s.is_empty()).enumerate() {
+            let got = segments.get(n)?;
+            if want.starts_with('{') {
+                id = Some(*got);
+            } else if want != *got {
+                return None;
+            }
+            count = n + 1;
+        }
+        (count == segments.len()).then_some(id)
+    }
 }
 
 /// The API over the ports `P` (a job store, a bucket and a queue).
@@ -93,40 +192,59 @@ impl<P: Ports> App<P> {
         resp
     }
 
+    /// Finds the request's route in [`ROUTES`] and asks for the key where
+    /// the route's [`Access`] wants one.
     async fn route(&self, method: &Method, path: &str, req: Request) -> ApiResult {
         let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
-        if segments.is_empty() && *method == Method::GET {
-            // The browser page asks for the API key itself.
-            return Ok(page::response(&self.config));
-        }
-        if segments.as_slice() == ["health"] {
-            return match *method {
-                Method::GET => Ok(self.health().await),
-                _ => Err(ApiError::MethodNotAllowed(method.to_string())),
-            };
+        let on_path: Vec<(&Route, Option<&str>)> = ROUTES
+            .iter()
+            .filter_map(|r| r.matches(&segments).map(|id| (r, id)))
+            .collect();
+        let has = |access: Access| on_path.iter().any(|(r, _)| r.op.access() == access);
+        let found = on_path
+            .iter()
+            .find(|(r, _)| r.method == method.as_str())
+            .copied();
+        match found {
+            Some((route, id)) if route.op.access() != Access::Key => {
+                return self.serve(route.op, None, id, &req).await;
+            }
+            None if has(Access::Open) => {
+                return Err(ApiError::MethodNotAllowed(method.to_string()));
+            }
+            _ => {}
         }
         let owner = self.authenticate(&req).await?;
-        match (method.clone(), segments.as_slice()) {
-            (Method::GET, ["datasets"]) => Ok(self.datasets()),
-            (Method::GET, ["jobs"]) => self.list_jobs(owner).await,
-            (Method::GET, ["jobs", id]) => self.get_job(owner, id).await,
-            (Method::POST, ["imports"]) => self.create_import(owner, &req).await,
-            (Method::POST, ["exports"]) => self.create_export(owner, &req).await,
-            (Method::POST, ["imports", id, "parts"]) => self.upload_parts(owner, id, &req).await,
-            (Method::POST, ["imports", id, "complete"]) => {
-                self.complete_upload(owner, id, &req).await
-            }
-            (Method::POST, ["imports", id, "abort"]) => self.abort_upload(owner, id).await,
-            (
-                _,
-                ["datasets"]
-                | ["jobs"]
-                | ["jobs", _]
-                | ["imports"]
-                | ["exports"]
-                | ["imports", _, "parts" | "complete" | "abort"],
-            ) => Err(ApiError::MethodNotAllowed(method.to_string())),
-            _ => Err(ApiError::NotFound(format!("route {method} {path}"))),
+        match found {
+            Some((route, id)) => self.serve(route.op, Some(owner), id, &req).await,
+            None if has(Access::Key) => Err(ApiError::MethodNotAllowed(method.to_string())),
+            None => Err(ApiError::NotFound(format!("route {method} {path}"))),
+        }
+    }
+
+    /// Runs `op`'s handler on the path's `{id}`, for the caller `owner`:
+    /// known for every route whose access is [`Access::Key`] (a 401 if not).
+    async fn serve(
+        &self,
+        op: Op,
+        owner: Option<KeyId>,
+        id: Option<&str>,
+        req: &Request,
+    ) -> ApiResult {
+        let owner = || owner.ok_or(ApiError::Unauthorized);
+        let id = id.unwrap_or_default();
+        match op {
+            // The browser page asks for the API key itself.
+            Op::Page => Ok(page::response(&self.config)),
+            Op::Health => Ok(self.health().await),
+            Op::Datasets => owner().map(|_| self.datasets()),
+            Op::ListJobs => self.list_jobs(owner()?).await,
+            Op::GetJob => self.get_job(owner()?, id).await,
+            Op::CreateExport => self.create_export(owner()?, req).await,
+            Op::CreateImport => self.create_import(owner()?, req).await,
+            Op::UploadParts => self.upload_parts(owner()?, id, req).await,
+            Op::CompleteUpload => self.complete_upload(owner()?, id, req).await,
+            Op::AbortUpload => self.abort_upload(owner()?, id).await,
         }
     }
 

@@ -79,7 +79,7 @@ where
 }
 
 /// The `counts` of an import that has succeeded, as the import worker
-/// writes them (functions/import-worker): the summed [`ImportCounts`] and
+/// writes them (functions/import-worker): the summed `ImportCounts` and
 /// what was read. Fields this version does not name are kept in `extra`
 /// (so the API passes a newer worker's on unchanged).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -145,7 +145,7 @@ pub struct ExportCounts {
 /// A job's `counts`: `{}` until it succeeds, then an import's or an
 /// export's. Told apart by shape (`rows_read` is an import's, `rows` an
 /// export's), never by failing: an object of neither shape is
-/// [`JobCounts::Other`], kept as it is.
+/// `Other`, kept as it is.
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 #[serde(untagged)]
 pub enum JobCounts {

@@ -11,6 +11,7 @@ pub struct DatasetView {
     /// What requests name it by.
     pub name: String,
     /// For people.
+    #[schema(required = true)]
     pub title: Option<String>,
     /// The column whose value identifies a row (conflicts are on it).
     pub key: String,

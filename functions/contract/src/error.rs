@@ -9,7 +9,7 @@ pub struct ErrorBody {
     /// For people: what happened and what to do. A 500's or 503's says only
     /// what to do; the cause is logged.
     pub error: String,
-    /// One of [`crate::ErrorCode`]'s names. A string, not the enum, so a
+    /// One of `ErrorCode`'s names. A string, not the enum, so a
     /// client keeps a code a newer API adds.
     #[schema(value_type = crate::ErrorCode)]
     pub code: String,

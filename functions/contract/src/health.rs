@@ -16,7 +16,7 @@ pub struct Health {
     pub version: String,
 }
 
-/// One [`Check`] per dependency.
+/// One `Check` per dependency.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct HealthChecks {
     /// The job store.
@@ -27,6 +27,20 @@ pub struct HealthChecks {
     pub sqs_imports: Check,
     /// The exports queue.
     pub sqs_exports: Check,
+}
+
+impl HealthChecks {
+    /// Whether every dependency answered.
+    pub fn all_ok(&self) -> bool {
+        [
+            &self.postgres,
+            &self.s3,
+            &self.sqs_imports,
+            &self.sqs_exports,
+        ]
+        .iter()
+        .all(|c| c.ok)
+    }
 }
 
 /// Whether a dependency answered within 3 s.

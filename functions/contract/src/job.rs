@@ -24,10 +24,12 @@ pub struct JobView {
     pub state: JobState,
     /// An export's file format; `null` for an import (whose format the
     /// worker reads from the file: `counts.format`).
+    #[schema(required = true)]
     pub format: Option<ExportFormat>,
     /// What was asked for.
     pub options: JobOptions,
     /// An import's file name as uploaded; an export's file name.
+    #[schema(required = true)]
     pub filename: Option<String>,
     /// How far it has come (the workers' heartbeats update it).
     pub progress: Progress,
@@ -37,25 +39,31 @@ pub struct JobView {
     /// failed... (at most 20 per step, each at most 500 characters).
     pub warnings: Vec<String>,
     /// Why the job failed, and what to do.
+    #[schema(required = true)]
     pub error: Option<String>,
     /// The import's uploaded file.
     pub object: ObjectView,
     /// Attempts a worker has started.
     pub attempts: i32,
     /// After a transient failure: why, for people.
+    #[schema(required = true)]
     pub last_error: Option<String>,
     /// After a transient failure: when the next attempt is due.
+    #[schema(required = true)]
     pub next_attempt_at: Option<DateTime<Utc>>,
     /// When a queued job began waiting for a worker, once it has waited more
     /// than 10 s (the sweep sends stalled jobs again).
+    #[schema(required = true)]
     pub waiting_for_worker_since: Option<DateTime<Utc>>,
     /// When the job was created (RFC 3339, UTC).
     pub created_at: DateTime<Utc>,
     /// When the job last changed.
     pub updated_at: DateTime<Utc>,
     /// When a worker first took it.
+    #[schema(required = true)]
     pub started_at: Option<DateTime<Utc>>,
     /// When it reached a final state.
+    #[schema(required = true)]
     pub finished_at: Option<DateTime<Utc>>,
     /// `/jobs/{id}`, relative to the API.
     pub status_url: String,
@@ -82,6 +90,7 @@ pub struct Progress {
     /// An import's parts committed.
     pub parts_done: i32,
     /// An import's parts in all, once known.
+    #[schema(required = true)]
     pub parts_total: Option<i32>,
 }
 
@@ -89,12 +98,16 @@ pub struct Progress {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ObjectView {
     /// The bucket key (`imports/{id}/{name}`).
+    #[schema(required = true)]
     pub key: Option<String>,
     /// Bytes, as `POST /imports` declared.
+    #[schema(required = true)]
     pub declared_size: Option<i64>,
     /// Bytes, as S3 reported the file that arrived.
+    #[schema(required = true)]
     pub size: Option<i64>,
     /// The ETag of the file that arrived; the worker reads that version only.
+    #[schema(required = true)]
     pub etag: Option<String>,
 }
 
@@ -110,11 +123,13 @@ pub struct PartView {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_sheet: Option<String>,
     /// The sheet row (or line) of the part's first row.
+    #[schema(required = true)]
     pub first_row: Option<i64>,
     /// Workbooks only: the sheet of the part's last row.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_sheet: Option<String>,
     /// The sheet row (or line) of the part's last row.
+    #[schema(required = true)]
     pub last_row: Option<i64>,
     /// Data rows read.
     pub rows_read: i32,
@@ -127,5 +142,6 @@ pub struct PartView {
     /// The part's counters (`{}` stored reads as zeros).
     pub counts: ImportCounts,
     /// Why the part failed.
+    #[schema(required = true)]
     pub error: Option<String>,
 }

@@ -7,7 +7,6 @@
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 
 /// A name that is not one of its set's (`what` says which set).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,19 +36,39 @@ pub fn one_of(names: &[&str]) -> String {
 
 /// One set of names: a `Copy` enum whose variants carry their wire name
 /// once (`Variant = "name"`), with `ALL`, `NAMES`, `as_str`, `parse`,
-/// `Display` and `FromStr` derived from it.
+/// `Display`, `FromStr` and its OpenAPI schema (a string `enum` of `NAMES`,
+/// described by the enum's doc comment) derived from it.
 macro_rules! names {
     (
-        $(#[$meta:meta])*
+        $(#[doc = $doc:literal])*
         $what:literal
+        $(#[$meta:meta])*
         pub enum $name:ident {
             $( $(#[$vmeta:meta])* $variant:ident = $text:literal, )+
         }
     ) => {
+        $(#[doc = $doc])*
         $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
         pub enum $name {
             $( $(#[$vmeta])* #[serde(rename = $text)] $variant, )+
+        }
+
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                let doc: Vec<&str> = vec![$($doc.trim()),*];
+                utoipa::openapi::schema::ObjectBuilder::new()
+                    .schema_type(utoipa::openapi::schema::Type::String)
+                    .description(Some(doc.join("\n")))
+                    .enum_values(Some($name::NAMES))
+                    .into()
+            }
+        }
+
+        impl utoipa::ToSchema for $name {
+            fn name() -> std::borrow::Cow<'static, str> {
+                std::borrow::Cow::Borrowed(stringify!($name))
+            }
         }
 
         impl $name {
@@ -151,8 +170,8 @@ names! {
     /// What an import does with a row whose key is already in the table or
     /// earlier in the file (`conflict_policy` of `POST /imports`; docs/api.md
     /// and docs/spec/). The default is `upsert`.
-    #[derive(Default)]
     "conflict_policy"
+    #[derive(Default)]
     pub enum ConflictPolicy {
         /// The last accepted occurrence wins; existing rows are updated.
         #[default]
@@ -167,14 +186,14 @@ names! {
 names! {
     /// The file an export writes (`format` of `POST /exports`); the
     /// default is `xlsx`. docs/api.md.
-    #[derive(Default)]
     "format"
+    #[derive(Default)]
     pub enum ExportFormat {
         /// Office Open XML workbook (ECMA-376), split over sheets of at most
         /// 1,048,575 data rows.
         #[default]
         Xlsx = "xlsx",
-        /// UTF-8 CSV with a BOM, in one of the [`CsvDialectName`]s.
+        /// UTF-8 CSV with a BOM, in one of the `CsvDialectName`s.
         Csv = "csv",
     }
 }
@@ -200,8 +219,8 @@ names! {
     /// How a CSV export writes its cells (`csv.dialect` of `POST /exports`);
     /// the default is `rfc4180`. What each one does is
     /// `xlport_core::export::CSV_DIALECTS`.
-    #[derive(Default)]
     "CSV dialect"
+    #[derive(Default)]
     pub enum CsvDialectName {
         /// `,` between fields, `.` as decimal mark, ISO dates, LF (RFC 4180
         /// but for the line ends).
@@ -246,7 +265,7 @@ impl ColumnType {
 }
 
 names! {
-    /// The `code` of an [`crate::ErrorBody`], one per HTTP status the API
+    /// The `code` of an `ErrorBody`, one per HTTP status the API
     /// answers errors with (docs/api.md, the table at the top).
     "error code"
     pub enum ErrorCode {

@@ -39,7 +39,7 @@ pub struct CsvOptions {
 
 /// A job's `options`, told apart by shape (`conflict_policy` is an
 /// import's, `filter` an export's), never by failing: an object of neither
-/// shape (a job written by hand) is [`JobOptions::Other`], kept as it is.
+/// shape (a job written by hand) is `Other`, kept as it is.
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 #[serde(untagged)]
 pub enum JobOptions {

@@ -50,7 +50,7 @@ pub struct ExportRequest {
     pub csv: Option<CsvRequest>,
 }
 
-/// The `csv` of an [`ExportRequest`].
+/// The `csv` of an `ExportRequest`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CsvRequest {

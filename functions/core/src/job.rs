@@ -178,17 +178,15 @@ pub enum Claim {
     Missing,
 }
 
-/// One committed (or failed) part of an import, as `GET /jobs/{id}` lists
-/// it under `parts`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// One committed (or failed) part of an import, as stored; `GET /jobs/{id}`
+/// lists it under `parts` as the contract's `PartView`.
+#[derive(Debug, Clone, PartialEq)]
 pub struct PartStatus {
     pub part_no: i32,
     pub state: String,
     /// Workbooks only: the sheets of the part's first and last rows.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub first_sheet: Option<String>,
     pub first_row: Option<i64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub last_sheet: Option<String>,
     pub last_row: Option<i64>,
     pub rows_read: i32,

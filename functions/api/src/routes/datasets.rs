@@ -1,15 +1,15 @@
 //! `GET /datasets`: what can be imported and exported.
 
 use lambda_http::{Body, Response};
-use serde_json::{Value, json};
+use xlport_contract::DatasetView;
 use xlport_core::ports::Ports;
 
 use crate::{ApiError, App, json_response, views};
 
 impl<P: Ports> App<P> {
     pub(crate) fn datasets(&self) -> Response<Body> {
-        let list: Vec<Value> = self.datasets.iter().map(views::dataset).collect();
-        json_response(200, &json!(list))
+        let list: Vec<DatasetView> = self.datasets.iter().map(views::dataset).collect();
+        json_response(200, &list)
     }
 
     /// A 400 for a dataset that is not configured, listing those that are.

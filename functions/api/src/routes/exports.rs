@@ -1,37 +1,15 @@
 //! `POST /exports`: a job that streams a dataset into a file, queued for the
 //! export worker.
 
-use serde::Deserialize;
-use serde_json::{Value, json};
 use uuid::Uuid;
-use xlport_core::export::{CsvDialect, ExportFormat, parse_filter};
+use xlport_contract::{CsvOptions, ExportFormat, ExportOptions, ExportRequest, JobOptions, one_of};
+use xlport_core::export::{CsvDialect, parse_filter};
 use xlport_core::job::{KeyId, NewJob};
 use xlport_core::message::ExportRequested;
 use xlport_core::ports::{JobQueue, JobStore, Ports};
 use xlport_core::{JobKind, JobState};
 
 use crate::{ApiError, ApiResult, App, json_response, parse_json, views};
-
-/// The body of `POST /exports` (docs/api.md).
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CreateExport {
-    dataset: String,
-    #[serde(default)]
-    format: Option<String>,
-    #[serde(default)]
-    filter: Value,
-    /// CSV options: `{"dialect": "rfc4180" | "excel-br"}`.
-    #[serde(default)]
-    csv: Option<CsvOptions>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CsvOptions {
-    #[serde(default)]
-    dialect: Option<String>,
-}
 
 impl<P: Ports> App<P> {
     /// Creates the job and queues its message; a queue that cannot take it
@@ -41,20 +19,20 @@ impl<P: Ports> App<P> {
         owner: KeyId,
         req: &lambda_http::Request,
     ) -> ApiResult {
-        let body: CreateExport = parse_json(req)?;
+        let body: ExportRequest = parse_json(req)?;
         let dataset = self
             .datasets
             .get(&body.dataset)
             .ok_or_else(|| self.unknown_dataset(&body.dataset))?;
-        let format = match body.format.as_deref().unwrap_or("xlsx") {
-            "xlsx" => ExportFormat::Xlsx,
-            "csv" => ExportFormat::Csv,
-            other => {
-                return Err(ApiError::BadRequest(format!(
-                    "unknown format `{}`: use xlsx or csv",
-                    xlport_core::job::clip(other, 40)
-                )));
-            }
+        let format = match body.format.as_deref() {
+            None => ExportFormat::default(),
+            Some(name) => ExportFormat::parse(name).ok_or_else(|| {
+                ApiError::BadRequest(format!(
+                    "unknown format `{}`: use {}",
+                    xlport_core::job::clip(name, 40),
+                    one_of(&ExportFormat::NAMES)
+                ))
+            })?,
         };
         parse_filter(dataset, &body.filter).map_err(|e| ApiError::BadRequest(e.to_string()))?;
         let dialect = match (&body.csv, format) {
@@ -64,19 +42,15 @@ impl<P: Ports> App<P> {
                     "`csv` options are for `\"format\": \"csv\"` exports".into(),
                 ));
             }
-            (Some(csv), ExportFormat::Csv) => Some(
-                CsvDialect::named(
-                    csv.dialect
-                        .as_deref()
-                        .unwrap_or(CsvDialect::default_dialect().name.as_str()),
-                )
-                .map_err(ApiError::BadRequest)?,
-            ),
+            (Some(csv), ExportFormat::Csv) => Some(match csv.dialect.as_deref() {
+                None => CsvDialect::default_dialect(),
+                Some(name) => CsvDialect::named(name).map_err(ApiError::BadRequest)?,
+            }),
         };
-        let mut options = json!({ "filter": body.filter });
-        if let Some(dialect) = dialect {
-            options["csv"] = json!({ "dialect": dialect.name });
-        }
+        let options = JobOptions::from(ExportOptions {
+            filter: body.filter,
+            csv: dialect.map(|d| CsvOptions { dialect: d.name }),
+        });
         let id = Uuid::new_v4();
         let filename = format!(
             "{}-{}.{}",
@@ -93,7 +67,7 @@ impl<P: Ports> App<P> {
                 dataset: dataset.name.clone(),
                 state: JobState::Queued,
                 format: Some(format.extension().to_string()),
-                options,
+                options: options.to_json(),
                 filename: Some(filename),
                 object_key: None,
                 declared_size: None,

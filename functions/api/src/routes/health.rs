@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use lambda_http::{Body, Response};
-use serde_json::{Value, json};
+use xlport_contract::{Check, Health, HealthChecks, HealthStatus};
 use xlport_core::ports::{JobQueue, JobStore, ObjectStore, Ports};
 
 use crate::{App, json_response};
@@ -22,18 +22,24 @@ impl<P: Ports> App<P> {
             tokio::time::timeout(TIMEOUT, self.queue.ping(&self.config.imports_queue_url)),
             tokio::time::timeout(TIMEOUT, self.queue.ping(&self.config.exports_queue_url)),
         );
-        let checks = json!({
-            "postgres": check("postgres", pg),
-            "s3": check("s3", s3),
-            "sqs_imports": check("sqs_imports", imports),
-            "sqs_exports": check("sqs_exports", exports),
-        });
-        let ok = checks
-            .as_object()
-            .is_some_and(|m| m.values().all(|v| v["ok"] == json!(true)));
+        let checks = HealthChecks {
+            postgres: check("postgres", pg),
+            s3: check("s3", s3),
+            sqs_imports: check("sqs_imports", imports),
+            sqs_exports: check("sqs_exports", exports),
+        };
+        let ok = checks.all_ok();
         json_response(
             if ok { 200 } else { 503 },
-            &json!({"status": if ok { "ok" } else { "degraded" }, "checks": checks, "version": env!("CARGO_PKG_VERSION")}),
+            &Health {
+                status: if ok {
+                    HealthStatus::Ok
+                } else {
+                    HealthStatus::Degraded
+                },
+                checks,
+                version: env!("CARGO_PKG_VERSION").to_string(),
+            },
         )
     }
 }
@@ -41,13 +47,20 @@ impl<P: Ports> App<P> {
 fn check<E: std::fmt::Display>(
     name: &str,
     r: Result<Result<(), E>, tokio::time::error::Elapsed>,
-) -> Value {
+) -> Check {
+    let failed = |why: String| Check {
+        ok: false,
+        error: Some(why),
+    };
     match r {
-        Ok(Ok(())) => json!({"ok": true}),
+        Ok(Ok(())) => Check {
+            ok: true,
+            error: None,
+        },
         Ok(Err(e)) => {
             tracing::error!(dependency = name, error = %e, "health check failed");
-            json!({"ok": false, "error": "unreachable"})
+            failed("unreachable".into())
         }
-        Err(_) => json!({"ok": false, "error": format!("timed out after {} s", TIMEOUT.as_secs())}),
+        Err(_) => failed(format!("timed out after {} s", TIMEOUT.as_secs())),
     }
 }

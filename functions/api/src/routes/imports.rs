@@ -6,10 +6,11 @@
 use std::collections::HashSet;
 
 use lambda_http::{Body, Request};
-use serde::Deserialize;
-use serde_json::{Value, json};
 use uuid::Uuid;
-use xlport_core::import::ConflictPolicy;
+use xlport_contract::{
+    CompleteRequest, ConflictPolicy, ImportCreated, ImportOptions, ImportRequest, JobOptions,
+    MultipartPlan, PartUrl, PartsAnswer, PartsRequest, SinglePut, Upload, one_of,
+};
 use xlport_core::job::{Job, KeyId, NewJob, keys};
 use xlport_core::ports::{JobStore, ObjectStore, Ports};
 use xlport_core::{JobKind, JobState};
@@ -22,40 +23,6 @@ const MAX_FILENAME_BYTES: usize = 255;
 /// The longest ETag a completion may list, in characters (S3's are 32 hex
 /// digits, a dash and a part count).
 const MAX_ETAG_CHARS: usize = 100;
-
-/// The body of `POST /imports` (docs/api.md).
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CreateImport {
-    dataset: String,
-    filename: String,
-    size: u64,
-    #[serde(default)]
-    conflict_policy: Option<String>,
-    #[serde(default)]
-    dry_run: bool,
-}
-
-/// The body of `POST /imports/{id}/parts`; empty asks for every part.
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct MoreParts {
-    #[serde(default)]
-    part_numbers: Option<Vec<i32>>,
-}
-
-#[derive(Deserialize)]
-struct PartRef {
-    part_number: i32,
-    etag: String,
-}
-
-/// The body of `POST /imports/{id}/complete`.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Complete {
-    parts: Vec<PartRef>,
-}
 
 /// How a file of `size` bytes is cut into parts: at least `min_part` bytes
 /// each (S3's minimum is 5 MiB) and at most 10,000 parts (S3's maximum).
@@ -97,7 +64,7 @@ fn check_part_numbers(
 
 impl<P: Ports> App<P> {
     pub(crate) async fn create_import(&self, owner: KeyId, req: &Request) -> ApiResult {
-        let body: CreateImport = parse_json(req)?;
+        let body: ImportRequest = parse_json(req)?;
         if self.datasets.get(&body.dataset).is_none() {
             return Err(self.unknown_dataset(&body.dataset));
         }
@@ -132,8 +99,9 @@ impl<P: Ports> App<P> {
             None => ConflictPolicy::Upsert,
             Some(name) => ConflictPolicy::parse(name).ok_or_else(|| {
                 ApiError::BadRequest(format!(
-                    "unknown conflict_policy `{}`: use upsert, skip or reject",
-                    xlport_core::job::clip(name, 40)
+                    "unknown conflict_policy `{}`: use {}",
+                    xlport_core::job::clip(name, 40),
+                    one_of(&ConflictPolicy::NAMES)
                 ))
             })?,
         };
@@ -149,15 +117,14 @@ impl<P: Ports> App<P> {
             let plan = part_plan(body.size, config.multipart_part_bytes);
             let urls = self.part_urls(&key, &upload_id, 1..=plan.count).await?;
             (
-                json!({
-                    "type": "multipart",
-                    "part_size": plan.size,
-                    "part_count": plan.count,
-                    "parts": urls,
-                    "complete_url": format!("/imports/{id}/complete"),
-                    "more_parts_url": format!("/imports/{id}/parts"),
-                    "abort_url": format!("/imports/{id}/abort"),
-                    "expires_in": config.upload_url_ttl.as_secs(),
+                Upload::Multipart(MultipartPlan {
+                    part_size: plan.size,
+                    part_count: plan.count,
+                    parts: urls,
+                    complete_url: format!("/imports/{id}/complete"),
+                    more_parts_url: format!("/imports/{id}/parts"),
+                    abort_url: format!("/imports/{id}/abort"),
+                    expires_in: config.upload_url_ttl.as_secs(),
                 }),
                 Some(upload_id),
             )
@@ -167,13 +134,12 @@ impl<P: Ports> App<P> {
                 .presign_put(&key, body.size, config.upload_url_ttl)
                 .await?;
             (
-                json!({
-                    "type": "single",
-                    "method": put.method,
-                    "url": put.url,
-                    "headers": put.headers.into_iter().map(|(k, v)| (k, Value::String(v))).collect::<serde_json::Map<String, Value>>(),
-                    "abort_url": format!("/imports/{id}/abort"),
-                    "expires_in": config.upload_url_ttl.as_secs(),
+                Upload::Single(SinglePut {
+                    method: put.method.to_string(),
+                    url: put.url,
+                    headers: put.headers.into_iter().collect(),
+                    abort_url: format!("/imports/{id}/abort"),
+                    expires_in: config.upload_url_ttl.as_secs(),
                 }),
                 None,
             )
@@ -187,7 +153,11 @@ impl<P: Ports> App<P> {
                 dataset: body.dataset,
                 state: JobState::AwaitingUpload,
                 format: None,
-                options: json!({"conflict_policy": policy.as_str(), "dry_run": body.dry_run}),
+                options: JobOptions::from(ImportOptions {
+                    conflict_policy: policy,
+                    dry_run: body.dry_run,
+                })
+                .to_json(),
                 filename: Some(body.filename),
                 object_key: Some(key),
                 declared_size: i64::try_from(body.size).ok(),
@@ -195,9 +165,8 @@ impl<P: Ports> App<P> {
             })
             .await
             .map_err(ApiError::job_store)?;
-        let mut view = views::job(&job, self, false).await?;
-        view["upload"] = upload;
-        Ok(json_response(201, &view))
+        let job = views::job(&job, self, false).await?;
+        Ok(json_response(201, &ImportCreated { job, upload }))
     }
 
     async fn part_urls(
@@ -205,7 +174,7 @@ impl<P: Ports> App<P> {
         key: &str,
         upload_id: &str,
         numbers: impl IntoIterator<Item = i32>,
-    ) -> Result<Vec<Value>, ApiError> {
+    ) -> Result<Vec<PartUrl>, ApiError> {
         let ttl = self.config.upload_url_ttl;
         let mut urls = Vec::new();
         for n in numbers {
@@ -213,7 +182,10 @@ impl<P: Ports> App<P> {
                 .objects
                 .presign_upload_part(key, upload_id, n, ttl)
                 .await?;
-            urls.push(json!({"part_number": n, "url": url}));
+            urls.push(PartUrl {
+                part_number: n,
+                url,
+            });
         }
         Ok(urls)
     }
@@ -247,8 +219,8 @@ impl<P: Ports> App<P> {
     /// Fresh URLs for the parts asked for (all by default) and the parts
     /// S3 already has, so an interrupted upload resumes where it stopped.
     pub(crate) async fn upload_parts(&self, owner: KeyId, id: &str, req: &Request) -> ApiResult {
-        let body: MoreParts = if matches!(req.body(), Body::Empty) {
-            MoreParts::default()
+        let body: PartsRequest = if matches!(req.body(), Body::Empty) {
+            PartsRequest::default()
         } else {
             parse_json(req)?
         };
@@ -271,17 +243,17 @@ impl<P: Ports> App<P> {
             .map_err(ApiError::job_store)?;
         Ok(json_response(
             200,
-            &json!({
-                "part_size": plan.size,
-                "part_count": plan.count,
-                "parts": urls,
-                "uploaded": uploaded,
-            }),
+            &PartsAnswer {
+                part_size: plan.size,
+                part_count: plan.count,
+                parts: urls,
+                uploaded,
+            },
         ))
     }
 
     pub(crate) async fn complete_upload(&self, owner: KeyId, id: &str, req: &Request) -> ApiResult {
-        let body: Complete = parse_json(req)?;
+        let body: CompleteRequest = parse_json(req)?;
         let (job, key, upload_id, plan) = self.pending_multipart(owner, id).await?;
         if body.parts.is_empty() {
             return Err(ApiError::BadRequest(

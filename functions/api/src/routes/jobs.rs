@@ -1,6 +1,5 @@
 //! `GET /jobs` and `GET /jobs/{id}`: the caller's jobs, and nobody else's.
 
-use serde_json::json;
 use uuid::Uuid;
 use xlport_core::JobKind;
 use xlport_core::job::{Job, KeyId};
@@ -22,7 +21,7 @@ impl<P: Ports> App<P> {
         for job in &jobs {
             out.push(views::job(job, self, false).await?);
         }
-        Ok(json_response(200, &json!(out)))
+        Ok(json_response(200, &out))
     }
 
     pub(crate) async fn get_job(&self, owner: KeyId, id: &str) -> ApiResult {

@@ -9,8 +9,8 @@
 //! - `mask`: CPF and CNPJ masks;
 //! - `xlsx_writer` and `csv_writer`: one module per output format.
 
-use rust_xlsxwriter::XlsxError;
 use crate::dataset::{ColumnType, Dataset};
+use rust_xlsxwriter::XlsxError;
 
 mod copy_text;
 mod csv_writer;
