@@ -8,8 +8,12 @@ use futures::StreamExt;
 use md5::{Digest, Md5};
 use serde_json::{Map, Value, json};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
+use xlport_contract::{
+    CsvRequest, ExportRequest, ImportRequest, JobCounts, JobKind, JobState, JobView, MultipartPlan,
+    PartUrl, PartsAnswer, Upload,
+};
 
-use crate::api::Api;
+use crate::api::{Answer, Api};
 use crate::error::{CliError, CliResult, exit};
 use crate::jobs;
 use crate::transfer::{Attempt, Transfers, backoff};
@@ -30,20 +34,29 @@ pub struct Outcome {
 }
 
 impl Outcome {
-    fn job(job: Value) -> Outcome {
+    /// The job as the API answered it (`--json` prints it unchanged).
+    fn job(job: Answer<JobView>) -> Outcome {
         Outcome {
-            human: jobs::describe(&job),
-            exit_code: jobs::exit_code(&job),
-            json: job,
+            human: jobs::describe(&job.typed),
+            exit_code: jobs::exit_code(&job.typed),
+            json: job.raw,
         }
     }
+}
+
+/// `answer` with `key` set to `value`, for `--json`.
+fn with_field(mut answer: Answer<JobView>, key: &str, value: Value) -> Answer<JobView> {
+    if let Some(fields) = answer.raw.as_object_mut() {
+        fields.insert(key.to_string(), value);
+    }
+    answer
 }
 
 pub async fn datasets(ctx: &Ctx) -> CliResult<Outcome> {
     let list = ctx.api.datasets().await?;
     Ok(Outcome {
-        human: jobs::datasets(list.as_array().map_or(&[], Vec::as_slice)),
-        json: list,
+        human: jobs::datasets(&list.typed),
+        json: list.raw,
         exit_code: exit::DONE,
     })
 }
@@ -51,8 +64,8 @@ pub async fn datasets(ctx: &Ctx) -> CliResult<Outcome> {
 pub async fn list_jobs(ctx: &Ctx) -> CliResult<Outcome> {
     let list = ctx.api.jobs().await?;
     Ok(Outcome {
-        human: jobs::table(list.as_array().map_or(&[], Vec::as_slice)),
-        json: list,
+        human: jobs::table(&list.typed),
+        json: list.raw,
         exit_code: exit::DONE,
     })
 }
@@ -143,36 +156,41 @@ pub async fn export(ctx: &Ctx, args: ExportArgs) -> CliResult<Outcome> {
     if let Some(out) = &args.output {
         check_writable(out)?;
     }
-    let mut request = json!({"dataset": args.dataset, "format": args.format, "filter": filter});
-    if let Some(dialect) = &args.csv_dialect {
-        request["csv"] = json!({ "dialect": dialect });
-    }
-    let job = ctx.api.create_export(request).await?;
-    let id = job_id(&job)?;
+    let request = ExportRequest {
+        dataset: args.dataset,
+        format: Some(args.format.clone()),
+        filter,
+        csv: args.csv_dialect.map(|dialect| CsvRequest {
+            dialect: Some(dialect),
+        }),
+    };
+    let job = ctx.api.create_export(&request).await?;
+    let id = job.typed.id.to_string();
     ctx.ui.note(format!("export {id} queued"));
     if !args.wait {
         return Ok(Outcome::job(job));
     }
-    let mut job = jobs::wait(&ctx.api, &ctx.ui, &id).await?;
-    if jobs::state(&job) != "succeeded" {
+    let job = jobs::wait(&ctx.api, &ctx.ui, &id).await?;
+    if job.typed.state != JobState::Succeeded {
         return Ok(Outcome::job(job));
     }
-    let url = job["download_url"]
-        .as_str()
-        .ok_or_else(|| {
-            CliError::Transfer(format!("export {id} succeeded but has no download link"))
-        })?
-        .to_string();
+    let url = job.typed.download_url.clone().ok_or_else(|| {
+        CliError::Transfer(format!("export {id} succeeded but has no download link"))
+    })?;
     let dest = match args.output {
         Some(p) => p,
         None => PathBuf::from(
-            job["filename"]
-                .as_str()
+            job.typed
+                .filename
+                .as_deref()
                 .map(safe_file_name)
                 .unwrap_or_else(|| format!("{id}.{}", args.format)),
         ),
     };
-    let expected = job["counts"]["bytes"].as_u64();
+    let expected = match &job.typed.counts {
+        JobCounts::Export(counts) => counts.bytes,
+        _ => None,
+    };
     let bar = ctx.ui.bytes_bar("download", expected.unwrap_or(0));
     let bytes = ctx.transfers.download(&url, &dest, &bar).await?;
     bar.finish_and_clear();
@@ -182,7 +200,7 @@ pub async fn export(ctx: &Ctx, args: ExportArgs) -> CliResult<Outcome> {
             "downloaded {bytes} bytes but the export wrote {e}: try `xlport status {id}` and download again"
         )));
     }
-    job["saved_to"] = json!(dest.display().to_string());
+    let job = with_field(job, "saved_to", json!(dest.display().to_string()));
     let mut out = Outcome::job(job);
     out.human.push_str(&format!(
         "  saved to         {} ({})\n",
@@ -230,17 +248,17 @@ pub async fn import(ctx: &Ctx, args: ImportArgs) -> CliResult<Outcome> {
     }
     let mut job = jobs::wait(&ctx.api, &ctx.ui, &id).await?;
     let mut saved = None;
-    if let (Some(out), Some(url)) = (&args.report_out, job["error_report_url"].as_str()) {
+    if let (Some(out), Some(url)) = (&args.report_out, job.typed.error_report_url.clone()) {
         let bar = ctx.ui.bytes_bar("report", 0);
-        let bytes = ctx.transfers.download(url, out, &bar).await?;
+        let bytes = ctx.transfers.download(&url, out, &bar).await?;
         bar.finish_and_clear();
-        job["report_saved_to"] = json!(out.display().to_string());
+        job = with_field(job, "report_saved_to", json!(out.display().to_string()));
         saved = Some(format!(
             "  report saved to  {} ({})\n",
             out.display(),
             human_bytes(bytes)
         ));
-    } else if args.report_out.is_some() && jobs::state(&job) == "succeeded" {
+    } else if args.report_out.is_some() && job.typed.state == JobState::Succeeded {
         ctx.ui
             .note("no rows were rejected, so there is no error report to save");
     }
@@ -258,33 +276,23 @@ async fn start(ctx: &Ctx, args: &ImportArgs, size: u64) -> CliResult<String> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "upload".into());
-    let job = ctx
-        .api
-        .create_import(json!({
-            "dataset": args.dataset,
-            "filename": filename,
-            "size": size,
-            "conflict_policy": args.policy,
-            "dry_run": args.dry_run,
-        }))
-        .await?;
-    let id = job_id(&job)?;
-    let upload = &job["upload"];
-    match upload["type"].as_str() {
-        Some("single") => {
+    let request = ImportRequest {
+        dataset: args.dataset.clone(),
+        filename,
+        size,
+        conflict_policy: Some(args.policy.clone()),
+        dry_run: args.dry_run,
+    };
+    let created = ctx.api.create_import(&request).await?.typed;
+    let id = created.job.id.to_string();
+    match created.upload {
+        Upload::Single(put) => {
             ctx.ui.note(format!(
                 "import {id} created; uploading {} in one PUT",
                 human_bytes(size)
             ));
-            let url = upload["url"]
-                .as_str()
-                .ok_or_else(|| bad_response("upload.url"))?;
-            let headers: Vec<(String, String)> = upload["headers"]
-                .as_object()
-                .into_iter()
-                .flatten()
-                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
-                .collect();
+            let url = put.url.as_str();
+            let headers: Vec<(String, String)> = put.headers.into_iter().collect();
             let bar = ctx.ui.bytes_bar("upload", size);
             let mut attempt = 0;
             loop {
@@ -314,8 +322,8 @@ async fn start(ctx: &Ctx, args: &ImportArgs, size: u64) -> CliResult<String> {
             }
             bar.finish_and_clear();
         }
-        Some("multipart") => {
-            let plan = Plan::from(upload)?;
+        Upload::Multipart(multipart) => {
+            let plan = Plan::of_upload(&multipart)?;
             ctx.ui.note(format!(
                 "import {id} created; uploading {} in {} parts of {} ({} at a time)\n\
                  if interrupted, resume with: xlport import --resume {id} {}",
@@ -327,7 +335,6 @@ async fn start(ctx: &Ctx, args: &ImportArgs, size: u64) -> CliResult<String> {
             ));
             upload_parts(ctx, &id, &args.file, size, plan, HashMap::new()).await?;
         }
-        _ => return Err(bad_response("upload.type")),
     }
     Ok(id)
 }
@@ -335,11 +342,11 @@ async fn start(ctx: &Ctx, args: &ImportArgs, size: u64) -> CliResult<String> {
 /// Finishes the upload of import `id`: only the parts S3 does not have yet
 /// are sent, after checking those it has against the file.
 async fn resume(ctx: &Ctx, id: &str, file: &Path, size: u64) -> CliResult<String> {
-    let job = ctx.api.job(id).await?;
-    if job["kind"] != "import" {
+    let job = ctx.api.job(id).await?.typed;
+    if job.kind != JobKind::Import {
         return Err(CliError::Usage(format!("job {id} is not an import")));
     }
-    let declared = job["object"]["declared_size"].as_u64();
+    let declared = job.object.declared_size.and_then(|d| u64::try_from(d).ok());
     if declared.is_some_and(|d| d != size) {
         return Err(CliError::Usage(format!(
             "{} is {size} bytes but import {id} was started for {} bytes: is it the same file?",
@@ -347,10 +354,10 @@ async fn resume(ctx: &Ctx, id: &str, file: &Path, size: u64) -> CliResult<String
             declared.unwrap_or(0)
         )));
     }
-    if jobs::state(&job) != "awaiting_upload" {
+    if job.state != JobState::AwaitingUpload {
         ctx.ui.note(format!(
             "import {id} is {}: its upload is already complete",
-            jobs::state(&job)
+            job.state
         ));
         return Ok(id.to_string());
     }
@@ -364,21 +371,17 @@ async fn resume(ctx: &Ctx, id: &str, file: &Path, size: u64) -> CliResult<String
         )),
         other => other,
     })?;
-    let plan = Plan::from(&status)?;
+    let plan = Plan::of_parts(&status)?;
     let mut uploaded = HashMap::new();
-    for p in status["uploaded"].as_array().into_iter().flatten() {
-        if let (Some(n), Some(etag), Some(len)) = (
-            p["part_number"].as_i64(),
-            p["etag"].as_str(),
-            p["size"].as_u64(),
-        ) {
-            let n = n as i32;
-            if let Some((offset, expected)) = plan.range(n, size)
-                && expected == len
-                && part_matches(file, offset, len, etag).await?
-            {
-                uploaded.insert(n, etag.to_string());
-            }
+    for p in &status.uploaded {
+        let Ok(len) = u64::try_from(p.size) else {
+            continue;
+        };
+        if let Some((offset, expected)) = plan.range(p.part_number, size)
+            && expected == len
+            && part_matches(file, offset, len, &p.etag).await?
+        {
+            uploaded.insert(p.part_number, p.etag.clone());
         }
     }
     ctx.ui.note(format!(
@@ -399,21 +402,27 @@ struct Plan {
 }
 
 impl Plan {
-    fn from(v: &Value) -> CliResult<Plan> {
-        let part_size = v["part_size"]
-            .as_u64()
-            .filter(|s| *s > 0)
-            .ok_or_else(|| bad_response("part_size"))?;
-        let part_count = v["part_count"]
-            .as_i64()
-            .and_then(|c| i32::try_from(c).ok())
-            .filter(|c| *c > 0)
-            .ok_or_else(|| bad_response("part_count"))?;
-        let urls = urls_of(v);
+    /// The plan `POST /imports` answered with.
+    fn of_upload(upload: &MultipartPlan) -> CliResult<Plan> {
+        Plan::new(upload.part_size, upload.part_count, &upload.parts)
+    }
+
+    /// The plan `POST /imports/{id}/parts` answered with.
+    fn of_parts(answer: &PartsAnswer) -> CliResult<Plan> {
+        Plan::new(answer.part_size, answer.part_count, &answer.parts)
+    }
+
+    fn new(part_size: u64, part_count: i32, urls: &[PartUrl]) -> CliResult<Plan> {
+        if part_size == 0 {
+            return Err(bad_response("part_size"));
+        }
+        if part_count <= 0 {
+            return Err(bad_response("part_count"));
+        }
         Ok(Plan {
             part_size,
             part_count,
-            urls,
+            urls: urls_of(urls),
         })
     }
 
@@ -427,17 +436,10 @@ impl Plan {
     }
 }
 
-fn urls_of(v: &Value) -> HashMap<i32, String> {
-    v["parts"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|p| {
-            Some((
-                p["part_number"].as_i64()? as i32,
-                p["url"].as_str()?.to_string(),
-            ))
-        })
+fn urls_of(parts: &[PartUrl]) -> HashMap<i32, String> {
+    parts
+        .iter()
+        .map(|p| (p.part_number, p.url.clone()))
         .collect()
 }
 
@@ -526,8 +528,8 @@ async fn upload_parts(
 }
 
 async fn fresh_url(ctx: &Ctx, id: &str, n: i32) -> CliResult<String> {
-    let v = ctx.api.upload_parts(id, Some(&[n])).await?;
-    urls_of(&v)
+    let answer = ctx.api.upload_parts(id, Some(&[n])).await?;
+    urls_of(&answer.parts)
         .remove(&n)
         .ok_or_else(|| bad_response("parts[].url"))
 }
@@ -562,13 +564,6 @@ fn attempt_message(a: &Attempt) -> String {
         Attempt::AlreadyThere(m) => format!("{m} (this upload URL was used already)"),
         Attempt::Refused(m) => format!("{m} (the presigned URL may have expired)"),
     }
-}
-
-fn job_id(job: &Value) -> CliResult<String> {
-    job["id"]
-        .as_str()
-        .map(str::to_string)
-        .ok_or_else(|| bad_response("id"))
 }
 
 fn bad_response(field: &str) -> CliError {

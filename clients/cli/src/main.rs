@@ -14,6 +14,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use xlport_contract::{ConflictPolicy, ExportFormat};
 
 use crate::api::Api;
 use crate::commands::{Ctx, ExportArgs, ImportArgs, Outcome};
@@ -58,7 +59,7 @@ enum Command {
     Export {
         #[arg(long, default_value = "user_purchase")]
         dataset: String,
-        #[arg(long, default_value = "xlsx", value_parser = ["xlsx", "csv"])]
+        #[arg(long, default_value = ExportFormat::default().as_str(), value_parser = ExportFormat::NAMES)]
         format: String,
         /// CSV dialect: `rfc4180` (`,`, decimal point, ISO dates) or
         /// `excel-br` (`;`, decimal comma, DD/MM/YYYY, CRLF; for Excel and
@@ -85,7 +86,7 @@ enum Command {
         #[arg(long, default_value = "user_purchase")]
         dataset: String,
         /// What to do with a row whose key is already there.
-        #[arg(long, default_value = "upsert", value_parser = ["upsert", "skip", "reject"])]
+        #[arg(long, default_value = ConflictPolicy::default().as_str(), value_parser = ConflictPolicy::NAMES)]
         policy: String,
         /// Validate and count everything, write nothing to the table.
         #[arg(long)]
@@ -234,7 +235,7 @@ async fn run(cli: Cli) -> CliResult<Outcome> {
                 ExportArgs {
                     dataset,
                     format: if csv_dialect.is_some() {
-                        "csv".into()
+                        ExportFormat::Csv.as_str().into()
                     } else {
                         format
                     },
