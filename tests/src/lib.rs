@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use aws_lambda_events::event::sqs::SqsEvent;
+use serde::Deserialize;
 use serde_json::{Value, json};
 use sqlx::migrate::MigrateDatabase;
 use uuid::Uuid;
@@ -168,7 +169,10 @@ impl Stack {
     /// after `timeout`; the job as it ended.
     pub async fn wait_finished(&self, key: &str, id: &str, timeout: Duration) -> Value {
         self.wait_job(key, id, timeout, |j| {
-            j["state"] == "succeeded" || j["state"] == "failed"
+            matches!(
+                job_view(j).map(|j| j.state),
+                Some(JobState::Succeeded | JobState::Failed)
+            )
         })
         .await
     }
@@ -203,6 +207,12 @@ impl Stack {
     }
 }
 
+/// `job` (an answer of the API) read into the contract's type, as the CLI
+/// reads it; `None` when it is not a job.
+pub fn job_view(job: &Value) -> Option<xlport_contract::JobView> {
+    xlport_contract::JobView::deserialize(job).ok()
+}
+
 /// A 500 that cargo lambda watch made itself (RFC 7807 problem details): now
 /// and then its runtime API refuses a function's response ("Lambda Runtime
 /// API returned non-200 response" in the function's log) and the client gets
@@ -220,17 +230,19 @@ pub fn curl_upload(url: &str, file: &std::path::Path) -> anyhow::Result<()> {
 /// POST /imports), sending its signed headers as the API says to
 /// (`If-None-Match: *`; curl sets Content-Length from the file itself).
 pub fn curl_upload_plan(upload: &Value, file: &std::path::Path) -> anyhow::Result<()> {
-    let url = upload["url"].as_str().context("upload.url")?;
-    let headers: Vec<(String, String)> = upload["headers"]
-        .as_object()
+    let xlport_contract::Upload::Single(put) =
+        xlport_contract::Upload::deserialize(upload).context("upload: not an upload plan")?
+    else {
+        bail!("upload: not a single PUT: {upload}");
+    };
+    let headers: Vec<(String, String)> = put
+        .headers
         .into_iter()
-        .flatten()
         .filter(|(k, _)| {
             !k.eq_ignore_ascii_case("content-length") && !k.eq_ignore_ascii_case("host")
         })
-        .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
         .collect();
-    curl_put(url, &headers, file)
+    curl_put(&put.url, &headers, file)
 }
 
 fn curl_put(url: &str, headers: &[(String, String)], file: &std::path::Path) -> anyhow::Result<()> {
