@@ -168,8 +168,9 @@ impl JobState {
 
 names! {
     /// What an import does with a row whose key is already in the table or
-    /// earlier in the file (`conflict_policy` of `POST /imports`; docs/api.md
-    /// and docs/spec/). The default is `upsert`.
+    /// earlier in the file (`conflict_policy` of `POST /imports`; docs/api.md,
+    /// and docs/spec/user_purchase.md, "File-level rules"). The default is
+    /// `upsert`.
     "conflict_policy"
     #[derive(Default)]
     pub enum ConflictPolicy {
