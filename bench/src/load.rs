@@ -57,7 +57,7 @@ pub async fn run(config: &Config, args: Args<'_>) -> anyhow::Result<()> {
     let most = args.users.iter().copied().max().unwrap_or(1).max(1);
     let mut keys = Vec::with_capacity(most);
     for i in 0..most {
-        keys.push(deps.db.create_api_key(&format!("load user {i}")).await?.1);
+        keys.push(deps.jobs.create_api_key(&format!("load user {i}")).await?.1);
     }
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(600))

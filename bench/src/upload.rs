@@ -90,7 +90,7 @@ pub async fn run(deps: &Deps, args: Args<'_>) -> anyhow::Result<()> {
         // Baseline: curl -T to a presigned single PUT (S3 takes up to 5 GB so).
         let key = format!("bench/curl-{}", uuid::Uuid::new_v4());
         let put = deps
-            .s3
+            .objects
             .presign_put(&key, bytes, Duration::from_secs(3600))
             .await?;
         let mut curl = tokio::process::Command::new("curl");

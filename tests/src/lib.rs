@@ -112,7 +112,7 @@ impl Stack {
     /// A new API key of its own, so the test sees only its own jobs.
     pub async fn new_key(&self) -> String {
         self.deps
-            .db
+            .jobs
             .create_api_key("e2e test")
             .await
             .expect("create api key")
@@ -307,7 +307,7 @@ pub async fn deps_with_one_connection() -> (Deps, FreshDb) {
         .connect(&db.url)
         .await
         .expect("a pool of one");
-    deps.db = PgStore::new(pool);
+    deps.jobs = PgStore::new(pool);
     (deps, db)
 }
 
@@ -332,10 +332,10 @@ pub async fn new_import_job(
     size: usize,
     options: Value,
 ) -> (Uuid, String) {
-    let (owner, _) = deps.db.create_api_key("import test").await.unwrap();
+    let (owner, _) = deps.jobs.create_api_key("import test").await.unwrap();
     let id = Uuid::new_v4();
     let key = keys::import(id, filename);
-    deps.db
+    deps.jobs
         .create_job(NewJob {
             id,
             owner,
@@ -356,9 +356,9 @@ pub async fn new_import_job(
 
 /// A new queued export of `dataset` in `format` with `filter`.
 pub async fn new_export_job_of(deps: &Deps, dataset: &str, format: &str, filter: Value) -> Uuid {
-    let (owner, _) = deps.db.create_api_key("export test").await.unwrap();
+    let (owner, _) = deps.jobs.create_api_key("export test").await.unwrap();
     let id = Uuid::new_v4();
-    deps.db
+    deps.jobs
         .create_job(NewJob {
             id,
             owner,
@@ -419,7 +419,7 @@ pub async fn with_private_queue(
     use aws_sdk_sqs::types::QueueAttributeName;
     let name = format!("xlport-test-private-{}", random_u32());
     let url = deps
-        .sqs
+        .queue
         .client
         .create_queue()
         .queue_name(&name)
@@ -451,7 +451,7 @@ pub async fn table_checksum(deps: &Deps, table: &str, key: &str) -> (i64, String
                 '|' order by {key})), '') \
          from {table} t"
     )))
-    .fetch_one(&deps.db.pool)
+    .fetch_one(&deps.jobs.pool)
     .await
     .expect("checksum")
 }
@@ -482,7 +482,7 @@ pub fn md5_hex(bytes: &[u8]) -> String {
 /// An object's bytes, straight from the bucket.
 pub async fn download(deps: &Deps, key: &str) -> Vec<u8> {
     let obj = deps
-        .s3
+        .objects
         .client
         .get_object()
         .bucket(&deps.config.bucket)
@@ -538,14 +538,14 @@ pub async fn import_bytes_into(
     let (id, key) = new_import_job(deps, dataset, filename, bytes.len(), options).await;
     let etag = put_object(deps, &key, bytes).await;
     deliver(deps, &key, bytes.len(), &etag).await;
-    deps.db.job(id).await.unwrap().unwrap()
+    deps.jobs.job(id).await.unwrap().unwrap()
 }
 
 /// Puts `bytes` at `key` in the test bucket (as any S3 client would, not
 /// through a presigned URL); returns the ETag without quotes.
 pub async fn put_object(deps: &Deps, key: &str, bytes: &[u8]) -> String {
     let put = deps
-        .s3
+        .objects
         .client
         .put_object()
         .bucket(&deps.config.bucket)
@@ -579,7 +579,7 @@ pub async fn snapshot(deps: &Deps, table: &str, key: &str) -> Vec<String> {
     sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
         "select (to_jsonb(t) - 'last_job_id' - 'updated_at')::text from {table} t order by {key}"
     )))
-    .fetch_all(&deps.db.pool)
+    .fetch_all(&deps.jobs.pool)
     .await
     .unwrap()
 }

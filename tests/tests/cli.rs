@@ -88,7 +88,7 @@ async fn rows_of_year(stack: &Stack, year: i32) -> Vec<String> {
          from user_purchase where extract(year from data_ultima_compra) = $1 order by cpf",
     )
     .bind(f64::from(year))
-    .fetch_all(&stack.deps.db.pool)
+    .fetch_all(&stack.deps.jobs.pool)
     .await
     .expect("read rows")
 }
@@ -96,7 +96,7 @@ async fn rows_of_year(stack: &Stack, year: i32) -> Vec<String> {
 /// Sample rows (valid and invalid check digits, NULLs, decimals) moved to
 /// `year`, which no other test uses, so a date filter sees only these.
 async fn seed_year(stack: &Stack, year: i32, rows: u64) {
-    let mut conn = CopyConnection::acquire(&stack.deps.db.pool)
+    let mut conn = CopyConnection::acquire(&stack.deps.jobs.pool)
         .await
         .expect("connection");
     sqlx::query("create temp table cli_seed (like user_purchase including defaults)")

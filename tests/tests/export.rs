@@ -52,7 +52,7 @@ async fn expected_rows(deps: &Deps, filter_sql: &str) -> Vec<Vec<String>> {
          loja_mais_frequente, loja_ultima_compra, cpf_valido, loja_mais_frequente_valida, \
          loja_ultima_compra_valida from user_purchase {filter_sql} order by cpf"
     )))
-    .fetch_all(&deps.db.pool)
+    .fetch_all(&deps.jobs.pool)
     .await
     .unwrap();
     let b = |v: bool| if v { "true" } else { "false" }.to_string();
@@ -100,12 +100,14 @@ fn cell_text(cell: &Data) -> String {
 #[tokio::test]
 async fn xlsx_export_matches_the_table_cell_for_cell() {
     let (deps, _db) = deps_with_fresh_db().await;
-    seed_user_purchase(&deps.db.pool, 3_000, 42).await.unwrap();
+    seed_user_purchase(&deps.jobs.pool, 3_000, 42)
+        .await
+        .unwrap();
     let job = new_export_job(&deps, "xlsx", Value::Null).await;
 
     let response = export_worker::handle_batch(&deps, message(job)).await;
     assert!(response.batch_item_failures.is_empty());
-    let done = deps.db.job(job).await.unwrap().unwrap();
+    let done = deps.jobs.job(job).await.unwrap().unwrap();
     assert_eq!(done.state, JobState::Succeeded, "{:?}", done.error);
     assert_eq!(done.counts["rows"], 3_000);
     assert_eq!(done.counts["sheets"], 1);
@@ -183,7 +185,7 @@ async fn xlsx_export_matches_the_table_cell_for_cell() {
     // A duplicate message for the finished job is dropped, not re-exported.
     let again = export_worker::handle_batch(&deps, message(job)).await;
     assert!(again.batch_item_failures.is_empty());
-    let after = deps.db.job(job).await.unwrap().unwrap();
+    let after = deps.jobs.job(job).await.unwrap().unwrap();
     assert_eq!(after.attempts, 1);
     assert_eq!(after.finished_at, done.finished_at);
 }
@@ -193,12 +195,12 @@ async fn xlsx_export_matches_the_table_cell_for_cell() {
 #[tokio::test]
 async fn an_export_right_after_a_failed_copy_succeeds() {
     let (deps, _db) = deps_with_one_connection().await;
-    seed_user_purchase(&deps.db.pool, 700, 20).await.unwrap();
-    fail_a_copy(&deps.db.pool).await;
+    seed_user_purchase(&deps.jobs.pool, 700, 20).await.unwrap();
+    fail_a_copy(&deps.jobs.pool).await;
     let job = new_export_job(&deps, "csv", Value::Null).await;
     let response = export_worker::handle_batch(&deps, message(job)).await;
     assert!(response.batch_item_failures.is_empty());
-    let done = deps.db.job(job).await.unwrap().unwrap();
+    let done = deps.jobs.job(job).await.unwrap().unwrap();
     assert_eq!(done.state, JobState::Succeeded, "{:?}", done.error);
     assert_eq!(done.counts["rows"], 700);
     let csv = download(&deps, &done.result_key.unwrap()).await;
@@ -212,11 +214,11 @@ async fn an_export_right_after_a_failed_copy_succeeds() {
 async fn a_transient_failure_is_retried_in_seconds_not_after_the_visibility_timeout() {
     use aws_sdk_sqs::types::MessageSystemAttributeName;
     let (mut deps, _db) = deps_with_fresh_db().await;
-    seed_user_purchase(&deps.db.pool, 50, 3).await.unwrap();
+    seed_user_purchase(&deps.jobs.pool, 50, 3).await.unwrap();
     // A queue of its own, with a long visibility timeout.
     let (name, queue_url) = xlport_tests::with_private_queue(&mut deps, true, 300).await;
     let job = new_export_job(&deps, "csv", Value::Null).await;
-    deps.sqs
+    deps.queue
         .client
         .send_message()
         .queue_url(&queue_url)
@@ -228,7 +230,7 @@ async fn a_transient_failure_is_retried_in_seconds_not_after_the_visibility_time
         let started = std::time::Instant::now();
         loop {
             let got = deps
-                .sqs
+                .queue
                 .client
                 .receive_message()
                 .queue_url(&queue_url)
@@ -250,13 +252,13 @@ async fn a_transient_failure_is_retried_in_seconds_not_after_the_visibility_time
 
     // The table is away for the first attempt: a database error.
     sqlx::query("alter table user_purchase rename to user_purchase_away")
-        .execute(&deps.db.pool)
+        .execute(&deps.jobs.pool)
         .await
         .unwrap();
     let (first, _) = receive().await;
     let response = export_worker::handle_batch(&deps, event(&first)).await;
     assert_eq!(response.batch_item_failures.len(), 1);
-    let failed = deps.db.job(job).await.unwrap().unwrap();
+    let failed = deps.jobs.job(job).await.unwrap().unwrap();
     assert_eq!(failed.state, JobState::Queued);
     assert_eq!(failed.attempts, 1);
     let last_error = failed.last_error.clone().unwrap();
@@ -267,7 +269,7 @@ async fn a_transient_failure_is_retried_in_seconds_not_after_the_visibility_time
     let due = failed.next_attempt_at.unwrap() - chrono::Utc::now();
     assert!(due <= chrono::Duration::seconds(5), "{due}");
     sqlx::query("alter table user_purchase_away rename to user_purchase")
-        .execute(&deps.db.pool)
+        .execute(&deps.jobs.pool)
         .await
         .unwrap();
 
@@ -276,11 +278,11 @@ async fn a_transient_failure_is_retried_in_seconds_not_after_the_visibility_time
     assert!(waited < Duration::from_secs(20), "{waited:?}");
     let response = export_worker::handle_batch(&deps, event(&again)).await;
     assert!(response.batch_item_failures.is_empty());
-    let done = deps.db.job(job).await.unwrap().unwrap();
+    let done = deps.jobs.job(job).await.unwrap().unwrap();
     assert_eq!(done.state, JobState::Succeeded, "{:?}", done.error);
     assert_eq!(done.attempts, 2);
     assert!(done.next_attempt_at.is_none());
-    deps.sqs
+    deps.queue
         .client
         .delete_queue()
         .queue_url(&queue_url)
@@ -295,17 +297,17 @@ async fn a_transient_failure_is_retried_in_seconds_not_after_the_visibility_time
 #[tokio::test]
 async fn an_export_whose_query_postgres_refuses_fails_at_once() {
     let (deps, _db) = deps_with_one_connection().await;
-    seed_user_purchase(&deps.db.pool, 20, 4).await.unwrap();
+    seed_user_purchase(&deps.jobs.pool, 20, 4).await.unwrap();
     let job = new_export_job(&deps, "csv", Value::Null).await;
     // `date '0000-01-01'` fails inside Postgres at the COPY's start.
     sqlx::query("update jobs set options = $2 where id = $1")
         .bind(job)
         .bind(json!({"filter": {"data_ultima_compra": {"from": "0000-01-01"}}}))
-        .execute(&deps.db.pool)
+        .execute(&deps.jobs.pool)
         .await
         .unwrap();
     export_worker::handle_batch(&deps, message(job)).await;
-    let done = deps.db.job(job).await.unwrap().unwrap();
+    let done = deps.jobs.job(job).await.unwrap().unwrap();
     assert_eq!(done.state, JobState::Failed);
     assert_eq!(done.attempts, 1);
     let error = done.error.unwrap();
@@ -316,7 +318,7 @@ async fn an_export_whose_query_postgres_refuses_fails_at_once() {
     // The next export on the same single connection succeeds.
     let next = new_export_job(&deps, "csv", Value::Null).await;
     export_worker::handle_batch(&deps, message(next)).await;
-    let next = deps.db.job(next).await.unwrap().unwrap();
+    let next = deps.jobs.job(next).await.unwrap().unwrap();
     assert_eq!(next.state, JobState::Succeeded, "{:?}", next.error);
 }
 
@@ -325,23 +327,23 @@ async fn an_export_whose_query_postgres_refuses_fails_at_once() {
 #[tokio::test]
 async fn every_csv_dialect_round_trips() {
     let (deps, _db) = deps_with_fresh_db().await;
-    seed_user_purchase(&deps.db.pool, 400, 21).await.unwrap();
+    seed_user_purchase(&deps.jobs.pool, 400, 21).await.unwrap();
     let before = snapshot(&deps, "user_purchase", "cpf").await;
     for dialect in xlport_core::export::CSV_DIALECTS {
         let job = new_export_job(&deps, "csv", Value::Null).await;
         sqlx::query("update jobs set options = options || $2 where id = $1")
             .bind(job)
             .bind(json!({"csv": {"dialect": dialect.name}}))
-            .execute(&deps.db.pool)
+            .execute(&deps.jobs.pool)
             .await
             .unwrap();
         let response = export_worker::handle_batch(&deps, message(job)).await;
         assert!(response.batch_item_failures.is_empty());
-        let done = deps.db.job(job).await.unwrap().unwrap();
+        let done = deps.jobs.job(job).await.unwrap().unwrap();
         assert_eq!(done.state, JobState::Succeeded, "{:?}", done.error);
         let csv = download(&deps, done.result_key.as_deref().unwrap()).await;
         sqlx::query("truncate user_purchase")
-            .execute(&deps.db.pool)
+            .execute(&deps.jobs.pool)
             .await
             .unwrap();
         let back = import_bytes(
@@ -377,16 +379,16 @@ async fn every_csv_dialect_round_trips() {
 #[tokio::test]
 async fn libreoffice_in_pt_br_reads_an_excel_br_export_with_typed_columns() {
     let (deps, _db) = deps_with_fresh_db().await;
-    seed_user_purchase(&deps.db.pool, 60, 22).await.unwrap();
+    seed_user_purchase(&deps.jobs.pool, 60, 22).await.unwrap();
     let job = new_export_job(&deps, "csv", Value::Null).await;
     sqlx::query("update jobs set options = options || $2 where id = $1")
         .bind(job)
         .bind(json!({"csv": {"dialect": "excel-br"}}))
-        .execute(&deps.db.pool)
+        .execute(&deps.jobs.pool)
         .await
         .unwrap();
     export_worker::handle_batch(&deps, message(job)).await;
-    let done = deps.db.job(job).await.unwrap().unwrap();
+    let done = deps.jobs.job(job).await.unwrap().unwrap();
     let csv = download(&deps, done.result_key.as_deref().unwrap()).await;
     // `;`, `"`, UTF-8 (76), from line 1, language pt-BR (1046), detect
     // special numbers (dates): what a Brazilian Calc does by default.
@@ -410,7 +412,7 @@ async fn libreoffice_in_pt_br_reads_an_excel_br_export_with_typed_columns() {
     let want: Vec<(Option<String>, Option<String>)> = sqlx::query_as(
         "select to_char(data_ultima_compra, 'YYYY-MM-DD'), ticket_medio::text from user_purchase order by cpf",
     )
-    .fetch_all(&deps.db.pool)
+    .fetch_all(&deps.jobs.pool)
     .await
     .unwrap();
     let (mut dates, mut numbers) = (0, 0);
@@ -441,11 +443,11 @@ async fn libreoffice_in_pt_br_reads_an_excel_br_export_with_typed_columns() {
 #[tokio::test]
 async fn csv_export_with_a_filter() {
     let (deps, _db) = deps_with_fresh_db().await;
-    seed_user_purchase(&deps.db.pool, 2_000, 7).await.unwrap();
+    seed_user_purchase(&deps.jobs.pool, 2_000, 7).await.unwrap();
     let filter = json!({"private": false, "cpf_valido": true, "data_ultima_compra": {"from": "2015-01-01", "to": "2016-12-31"}});
     let job = new_export_job(&deps, "csv", filter).await;
     export_worker::handle_batch(&deps, message(job)).await;
-    let done = deps.db.job(job).await.unwrap().unwrap();
+    let done = deps.jobs.job(job).await.unwrap().unwrap();
     assert_eq!(done.state, JobState::Succeeded, "{:?}", done.error);
 
     let text =
@@ -486,35 +488,35 @@ async fn csv_export_with_a_filter() {
 #[tokio::test]
 async fn a_crashed_export_is_taken_over_and_completed() {
     let (deps, _db) = deps_with_fresh_db().await;
-    seed_user_purchase(&deps.db.pool, 500, 3).await.unwrap();
+    seed_user_purchase(&deps.jobs.pool, 500, 3).await.unwrap();
     let job = new_export_job(&deps, "xlsx", Value::Null).await;
     // The dead worker: claimed with a lease that has already run out, and an
     // upload it never finished.
     let claim = deps
-        .db
+        .jobs
         .claim_job(job, "dead-worker", Duration::from_secs(0))
         .await
         .unwrap();
     assert!(matches!(claim, xlport_core::job::Claim::Claimed(_)));
     let key = format!("exports/{job}/test-export.xlsx");
     let dead = deps
-        .s3
-        .start_multipart(&key, "application/octet-stream", None)
+        .objects
+        .create_multipart_upload(&key, "application/octet-stream", None)
         .await
         .unwrap();
-    deps.db
-        .set_upload(job, "dead-worker", &key, &dead.upload_id)
+    deps.jobs
+        .set_upload(job, "dead-worker", &key, &dead)
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_millis(50)).await;
 
     let response = export_worker::handle_batch(&deps, message(job)).await;
     assert!(response.batch_item_failures.is_empty());
-    let done = deps.db.job(job).await.unwrap().unwrap();
+    let done = deps.jobs.job(job).await.unwrap().unwrap();
     assert_eq!(done.state, JobState::Succeeded, "{:?}", done.error);
     assert_eq!(done.attempts, 2);
     assert_eq!(done.counts["rows"], 500);
-    let parts = deps.s3.list_parts(&key, &dead.upload_id).await;
+    let parts = deps.objects.list_parts(&key, &dead).await;
     assert!(
         matches!(parts, Err(xlport_core::ports::StoreError::NotFound(_))),
         "the dead attempt's upload was aborted: {parts:?}"
@@ -530,13 +532,13 @@ async fn a_crashed_export_is_taken_over_and_completed() {
 async fn a_duplicate_message_waits_for_the_live_worker() {
     let (deps, _db) = deps_with_fresh_db().await;
     let job = new_export_job(&deps, "csv", Value::Null).await;
-    deps.db
+    deps.jobs
         .claim_job(job, "live-worker", Duration::from_secs(600))
         .await
         .unwrap();
     let response = export_worker::handle_batch(&deps, message(job)).await;
     assert_eq!(response.batch_item_failures.len(), 1);
-    let job = deps.db.job(job).await.unwrap().unwrap();
+    let job = deps.jobs.job(job).await.unwrap().unwrap();
     assert_eq!(job.state, JobState::Running);
     assert_eq!(job.attempts, 1);
 }
@@ -560,7 +562,7 @@ async fn export_through_the_api_downloads_with_curl() {
         )
         .bind(&cpf)
         .bind(i as i32)
-        .execute(&stack.deps.db.pool)
+        .execute(&stack.deps.jobs.pool)
         .await
         .unwrap();
         inserted.push(cpf);
@@ -584,7 +586,7 @@ async fn export_through_the_api_downloads_with_curl() {
     let expected: i64 = sqlx::query_scalar(
         "select count(*) from user_purchase where data_ultima_compra between '1999-01-01' and '1999-12-31'",
     )
-    .fetch_one(&stack.deps.db.pool)
+    .fetch_one(&stack.deps.jobs.pool)
     .await
     .unwrap();
     assert_eq!(job["counts"]["rows"], expected);
@@ -676,10 +678,12 @@ async fn more_rows_than_a_sheet_holds_spill_into_a_second_sheet() {
     let (deps, _db) = deps_with_fresh_db().await;
     // Two sheets: 1,048,575 + 51,425 rows (the case of issue #12).
     let total = 1_100_000;
-    seed_user_purchase(&deps.db.pool, total, 11).await.unwrap();
+    seed_user_purchase(&deps.jobs.pool, total, 11)
+        .await
+        .unwrap();
     let job = new_export_job(&deps, "xlsx", Value::Null).await;
     export_worker::handle_batch(&deps, message(job)).await;
-    let done = deps.db.job(job).await.unwrap().unwrap();
+    let done = deps.jobs.job(job).await.unwrap().unwrap();
     assert_eq!(done.state, JobState::Succeeded, "{:?}", done.error);
     assert_eq!(done.counts["sheets"], 2);
     let bytes = download(&deps, done.result_key.as_deref().unwrap()).await;
@@ -758,7 +762,7 @@ async fn export_xlsx(deps: &Deps, dataset: &str) -> Vec<u8> {
     let job = new_export_job_of(deps, dataset, "xlsx", Value::Null).await;
     let response = export_worker::handle_batch(deps, message(job)).await;
     assert!(response.batch_item_failures.is_empty());
-    let done = deps.db.job(job).await.unwrap().unwrap();
+    let done = deps.jobs.job(job).await.unwrap().unwrap();
     assert_eq!(done.state, JobState::Succeeded, "{:?}", done.error);
     download(deps, done.result_key.as_deref().unwrap()).await
 }
@@ -768,7 +772,7 @@ async fn export_xlsx(deps: &Deps, dataset: &str) -> Vec<u8> {
 async fn resave_imports_back(deps: &Deps, dataset: &str, table: &str, key: &str, resaved: &[u8]) {
     let before = snapshot(deps, table, key).await;
     sqlx::query(sqlx::AssertSqlSafe(format!("truncate {table}")))
-        .execute(&deps.db.pool)
+        .execute(&deps.jobs.pool)
         .await
         .unwrap();
     let job = import_bytes_into(
@@ -796,7 +800,7 @@ async fn resave_imports_back(deps: &Deps, dataset: &str, table: &str, key: &str,
 #[tokio::test]
 async fn libreoffice_and_openpyxl_open_a_small_export_that_imports_back() {
     let (deps, _db) = deps_with_fresh_db().await;
-    seed_user_purchase(&deps.db.pool, 300, 5).await.unwrap();
+    seed_user_purchase(&deps.jobs.pool, 300, 5).await.unwrap();
     let bytes = export_xlsx(&deps, "user_purchase").await;
     check_conventional_zip(&bytes).unwrap_or_else(|e| panic!("not a conventional zip: {e}"));
     let want = vec![(
@@ -830,7 +834,7 @@ async fn wide_dataset(deps: &mut Deps) {
     ddl.push_str(", last_job_id uuid, updated_at timestamptz not null default now())");
     deps.datasets = std::sync::Arc::new(xlport_core::Datasets::parse(&toml, "wide test").unwrap());
     sqlx::query(sqlx::AssertSqlSafe(ddl))
-        .execute(&deps.db.pool)
+        .execute(&deps.jobs.pool)
         .await
         .unwrap();
 }
@@ -880,7 +884,7 @@ async fn libreoffice_and_openpyxl_open_a_wide_export_that_imports_back() {
         for cell in &cells {
             q = q.bind(cell.clone());
         }
-        q.execute(&deps.db.pool).await.unwrap();
+        q.execute(&deps.jobs.pool).await.unwrap();
         let mut row: Vec<String> = std::iter::once(id)
             .chain(cells.into_iter().map(Option::unwrap_or_default))
             .collect();

@@ -232,7 +232,7 @@ async fn import_worker_ignores_the_test_event_and_reports_only_bad_records() {
 async fn a_poison_message_is_retried_then_dead_lettered_and_the_test_event_is_not() {
     let stack = Stack::connect().await;
     let config = &stack.deps.config;
-    let sqs = &stack.deps.sqs.client;
+    let sqs = &stack.deps.queue.client;
     let marker = uuid::Uuid::new_v4().to_string();
     let dlq_url = format!("{}-dlq", config.imports_queue_url);
     let poison = format!("poison {marker}");
@@ -367,7 +367,7 @@ async fn presigned_upload_urls_allow_one_put_of_the_declared_size_and_nothing_el
         }
     };
     let good = deps
-        .s3
+        .objects
         .presign_put(&key, body.len() as u64, Duration::from_secs(300))
         .await
         .unwrap();
@@ -413,7 +413,7 @@ async fn presigned_upload_urls_allow_one_put_of_the_declared_size_and_nothing_el
     // though S3 refuses it for a private bucket.)
 
     let short = deps
-        .s3
+        .objects
         .presign_put(&key, body.len() as u64, Duration::from_secs(1))
         .await
         .unwrap();
@@ -424,14 +424,14 @@ async fn presigned_upload_urls_allow_one_put_of_the_declared_size_and_nothing_el
         "an expired URL"
     );
     // None of them wrote anything; the good URL works once.
-    assert!(deps.s3.head(&key).await.is_err());
+    assert!(deps.objects.head(&key).await.is_err());
     assert_eq!(put(good.url.clone(), h(), body).await, 200, "the good URL");
-    assert!(deps.s3.head(&key).await.is_ok());
+    assert!(deps.objects.head(&key).await.is_ok());
     assert_eq!(
         put(good.url.clone(), h(), "XYZ\n").await,
         412,
         "the same URL again"
     );
-    let kept = deps.s3.head(&key).await.unwrap();
+    let kept = deps.objects.head(&key).await.unwrap();
     assert_eq!(kept.size, body.len() as u64, "the first file stays");
 }

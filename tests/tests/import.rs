@@ -44,7 +44,7 @@ async fn table(
         "select cpf, private, incompleto, data_ultima_compra::text, ticket_medio::text, ticket_ultima_compra::text, \
          loja_mais_frequente, cpf_valido, loja_mais_frequente_valida from user_purchase order by cpf",
     )
-    .fetch_all(&deps.db.pool)
+    .fetch_all(&deps.jobs.pool)
     .await
     .unwrap()
 }
@@ -86,14 +86,14 @@ async fn the_original_text_format_loads_as_the_spec_says() {
 #[tokio::test]
 async fn an_import_right_after_a_failed_copy_succeeds() {
     let (deps, _db) = xlport_tests::deps_with_one_connection().await;
-    xlport_tests::fail_a_copy(&deps.db.pool).await;
+    xlport_tests::fail_a_copy(&deps.jobs.pool).await;
     let job = import_bytes(&deps, SPEC_TXT.as_bytes(), "base.txt", upsert()).await;
     assert_eq!(job.state, JobState::Succeeded, "{:?}", job.error);
     assert_eq!(count(&job, "rows_read"), 2);
     assert_eq!(count(&job, "inserted"), 2);
-    xlport_tests::fail_a_copy(&deps.db.pool).await;
+    xlport_tests::fail_a_copy(&deps.jobs.pool).await;
     let n: i64 = sqlx::query_scalar("select count(*) from user_purchase")
-        .fetch_one(&deps.db.pool)
+        .fetch_one(&deps.jobs.pool)
         .await
         .unwrap();
     assert_eq!(n, 2);
@@ -236,14 +236,14 @@ async fn seed_existing(deps: &Deps) {
     sqlx::query(
         "insert into user_purchase (cpf, private, incompleto, ticket_medio, cpf_valido) values ('11144477735', true, true, 99, true)",
     )
-    .execute(&deps.db.pool)
+    .execute(&deps.jobs.pool)
     .await
     .unwrap();
 }
 
 async fn tickets(deps: &Deps) -> Vec<(String, String)> {
     sqlx::query_as("select cpf, ticket_medio::text from user_purchase order by cpf")
-        .fetch_all(&deps.db.pool)
+        .fetch_all(&deps.jobs.pool)
         .await
         .unwrap()
 }
@@ -306,7 +306,7 @@ async fn a_key_inserted_concurrently_falls_back_to_the_merge() {
     let part = builder.finish().unwrap();
     assert_eq!(part.valid_rows, 3);
 
-    let mut other = deps.db.pool.begin().await.unwrap();
+    let mut other = deps.jobs.pool.begin().await.unwrap();
     sqlx::query(
         "insert into user_purchase (cpf, private, incompleto, ticket_medio, cpf_valido) \
          values ('52998224725', true, true, 99, true)",
@@ -315,7 +315,7 @@ async fn a_key_inserted_concurrently_falls_back_to_the_merge() {
     .await
     .unwrap();
     let loader = {
-        let (pool, dataset) = (deps.db.pool.clone(), dataset.clone());
+        let (pool, dataset) = (deps.jobs.pool.clone(), dataset.clone());
         tokio::spawn(async move {
             let mut conn = CopyConnection::acquire(&pool).await.unwrap();
             let mut tx = conn.begin().await.unwrap();
@@ -427,7 +427,7 @@ async fn the_same_event_twice_loads_once() {
         failures, 0,
         "a duplicate event of a finished import is dropped"
     );
-    let again = deps.db.job(job.id).await.unwrap().unwrap();
+    let again = deps.jobs.job(job.id).await.unwrap().unwrap();
     assert_eq!(again.attempts, 1);
     assert_eq!(again.counts, job.counts);
     assert_eq!(table(&deps).await.len(), 2);
@@ -456,10 +456,10 @@ async fn a_worker_killed_mid_file_resumes_after_the_last_committed_part() {
         }),
         ..deps
     };
-    let (owner, _) = deps.db.create_api_key("kill test").await.unwrap();
+    let (owner, _) = deps.jobs.create_api_key("kill test").await.unwrap();
     let id = Uuid::new_v4();
     let key = keys::import(id, "big.csv");
-    deps.db
+    deps.jobs
         .create_job(NewJob {
             id,
             owner,
@@ -486,7 +486,7 @@ async fn a_worker_killed_mid_file_resumes_after_the_last_committed_part() {
         tokio::spawn(async move { deliver(&doomed, &key, size, &etag).await })
     };
     loop {
-        let job = deps.db.job(id).await.unwrap().unwrap();
+        let job = deps.jobs.job(id).await.unwrap().unwrap();
         if job.parts_done >= 3 {
             break;
         }
@@ -499,8 +499,8 @@ async fn a_worker_killed_mid_file_resumes_after_the_last_committed_part() {
     }
     running.abort();
     let _ = running.await;
-    doomed.db.pool.close().await;
-    let killed = deps.db.job(id).await.unwrap().unwrap();
+    doomed.jobs.pool.close().await;
+    let killed = deps.jobs.job(id).await.unwrap().unwrap();
     assert_eq!(killed.state, JobState::Running);
     assert!(
         killed.parts_done >= 3 && killed.parts_done < 30,
@@ -510,18 +510,18 @@ async fn a_worker_killed_mid_file_resumes_after_the_last_committed_part() {
     // Time passes: the dead worker's lease runs out.
     sqlx::query("update jobs set lease_until = now() - interval '1 second' where id = $1")
         .bind(id)
-        .execute(&deps.db.pool)
+        .execute(&deps.jobs.pool)
         .await
         .unwrap();
     assert!(matches!(
-        deps.db
+        deps.jobs
             .record_upload(id, &key, text.len() as i64, &etag)
             .await
             .unwrap(),
         UploadOutcome::AlreadyRecorded(_)
     ));
     assert_eq!(deliver(&deps, &key, text.len(), &etag).await, 0);
-    let resumed = deps.db.job(id).await.unwrap().unwrap();
+    let resumed = deps.jobs.job(id).await.unwrap().unwrap();
     assert_eq!(resumed.state, JobState::Succeeded, "{:?}", resumed.error);
     assert_eq!(resumed.attempts, 2);
     let mut a = resumed.counts.clone();
@@ -533,7 +533,7 @@ async fn a_worker_killed_mid_file_resumes_after_the_last_committed_part() {
     }
     assert_eq!(a, b, "counts of the resumed run equal a clean run's");
     assert_eq!(table(&deps).await, table(&clean_deps).await);
-    let parts = deps.db.job_parts(id).await.unwrap();
+    let parts = deps.jobs.job_parts(id).await.unwrap();
     assert_eq!(parts.len(), 30);
     assert_eq!(
         parts.iter().map(|p| p.rows_read as u64).sum::<u64>(),
@@ -879,7 +879,7 @@ async fn a_poison_file_fails_its_job_and_its_message_is_dead_lettered() {
         "{job}"
     );
 
-    let sqs = &stack.deps.sqs.client;
+    let sqs = &stack.deps.queue.client;
     let dlq = format!("{}-dlq", stack.deps.config.imports_queue_url);
     let start = std::time::Instant::now();
     let mut found = false;
@@ -1049,7 +1049,7 @@ async fn a_swallowed_event_is_redriven_by_the_sweep() {
         .unwrap();
     assert_eq!(swept.redriven, [id]);
     let message = deps
-        .sqs
+        .queue
         .client
         .receive_message()
         .queue_url(&queue_url)
@@ -1065,7 +1065,7 @@ async fn a_swallowed_event_is_redriven_by_the_sweep() {
     let event = xlport_tests::event_of(&message, &queue_name);
     let response = import_worker::handle_batch(&deps, event).await;
     assert!(response.batch_item_failures.is_empty());
-    let job = deps.db.job(id).await.unwrap().unwrap();
+    let job = deps.jobs.job(id).await.unwrap().unwrap();
     assert_eq!(job.state, JobState::Succeeded, "{:?}", job.error);
     assert_eq!(count(&job, "inserted"), 2);
     assert!(
@@ -1075,7 +1075,7 @@ async fn a_swallowed_event_is_redriven_by_the_sweep() {
         "{}",
         job.warnings
     );
-    deps.sqs
+    deps.queue
         .client
         .delete_queue()
         .queue_url(&queue_url)
@@ -1160,14 +1160,14 @@ async fn hostile_upload_requests_get_a_small_clear_400() {
 #[tokio::test]
 async fn xls_and_ods_copies_of_an_export_import_back_unchanged() {
     let (deps, _db) = deps_with_fresh_db().await;
-    xlport_adapters::postgres::seed_user_purchase(&deps.db.pool, 200, 12)
+    xlport_adapters::postgres::seed_user_purchase(&deps.jobs.pool, 200, 12)
         .await
         .unwrap();
     let before = snapshot(&deps, "user_purchase", "cpf").await;
     let job = xlport_tests::new_export_job_of(&deps, "user_purchase", "xlsx", Value::Null).await;
     let event = xlport_tests::export_message(job);
     export_worker::handle_batch(&deps, event).await;
-    let exported = deps.db.job(job).await.unwrap().unwrap();
+    let exported = deps.jobs.job(job).await.unwrap().unwrap();
     let xlsx = download(&deps, exported.result_key.as_deref().unwrap()).await;
     for (to, name, format) in [
         ("xls:MS Excel 97", "copy.xls", "xls"),
@@ -1181,7 +1181,7 @@ async fn xls_and_ods_copies_of_an_export_import_back_unchanged() {
             Duration::from_secs(180),
         );
         sqlx::query("truncate user_purchase")
-            .execute(&deps.db.pool)
+            .execute(&deps.jobs.pool)
             .await
             .unwrap();
         let back = import_bytes(&deps, &bytes, name, upsert()).await;
@@ -1221,7 +1221,7 @@ async fn a_file_swapped_after_its_check_is_refused_not_imported() {
     // The job fails, and its message goes on to the dead-letter queue, as
     // every failed import's does.
     assert_eq!(deliver(&deps, &key, small.len(), &small_etag).await, 1);
-    let job = deps.db.job(id).await.unwrap().unwrap();
+    let job = deps.jobs.job(id).await.unwrap().unwrap();
     assert_eq!(job.state, JobState::Failed, "{job:?}");
     let error = job.error.clone().unwrap_or_default();
     assert!(
@@ -1230,7 +1230,7 @@ async fn a_file_swapped_after_its_check_is_refused_not_imported() {
     );
     assert_eq!(job.object_size, Some(small.len() as i64));
     let rows: i64 = sqlx::query_scalar("select count(*) from user_purchase")
-        .fetch_one(&deps.db.pool)
+        .fetch_one(&deps.jobs.pool)
         .await
         .unwrap();
     assert_eq!(rows, 0, "nothing of either file was imported");
@@ -1238,7 +1238,7 @@ async fn a_file_swapped_after_its_check_is_refused_not_imported() {
 
 async fn object_exists(deps: &Deps, key: &str) -> bool {
     use xlport_core::ports::{ObjectStore, StoreError};
-    match deps.s3.head(key).await {
+    match deps.objects.head(key).await {
         Ok(_) => true,
         Err(StoreError::NotFound(_)) => false,
         Err(e) => panic!("head {key}: {e}"),
@@ -1253,30 +1253,23 @@ async fn object_exists(deps: &Deps, key: &str) -> bool {
 #[tokio::test]
 async fn imports_whose_upload_never_arrives_expire_and_free_their_parts() {
     let (deps, _db) = deps_with_fresh_db().await;
-    let pool = &deps.db.pool;
+    let pool = &deps.jobs.pool;
     // A multipart upload with one part in, never completed.
     let (multipart, mp_key) =
         xlport_tests::new_import_job(&deps, "user_purchase", "big.csv", 6 << 20, upsert()).await;
     let mp = deps
-        .s3
-        .start_multipart(&mp_key, "application/octet-stream", None)
+        .objects
+        .create_multipart_upload(&mp_key, "application/octet-stream", None)
         .await
         .unwrap();
     sqlx::query("update jobs set upload_id = $2 where id = $1")
         .bind(multipart)
-        .bind(&mp.upload_id)
+        .bind(&mp)
         .execute(pool)
         .await
         .unwrap();
-    deps.s3
-        .client
-        .upload_part()
-        .bucket(&deps.config.bucket)
-        .key(&mp_key)
-        .upload_id(&mp.upload_id)
-        .part_number(1)
-        .body(vec![b'x'; 5 << 20].into())
-        .send()
+    deps.objects
+        .upload_part(&mp_key, &mp, 1, vec![b'x'; 5 << 20].into())
         .await
         .unwrap();
     // A single PUT never sent.
@@ -1310,7 +1303,7 @@ async fn imports_whose_upload_never_arrives_expire_and_free_their_parts() {
     assert_eq!(expired, want, "{swept:?}");
     assert_eq!(swept.redriven, [arrived], "{swept:?}");
     for id in [multipart, single] {
-        let job = deps.db.job(id).await.unwrap().unwrap();
+        let job = deps.jobs.job(id).await.unwrap().unwrap();
         assert_eq!(job.state, JobState::Failed);
         let error = job.error.unwrap_or_default();
         assert!(
@@ -1319,16 +1312,16 @@ async fn imports_whose_upload_never_arrives_expire_and_free_their_parts() {
         );
     }
     assert_eq!(
-        deps.db.job(fresh).await.unwrap().unwrap().state,
+        deps.jobs.job(fresh).await.unwrap().unwrap().state,
         JobState::AwaitingUpload
     );
     assert_eq!(
-        deps.db.job(arrived).await.unwrap().unwrap().state,
+        deps.jobs.job(arrived).await.unwrap().unwrap().state,
         JobState::AwaitingUpload,
         "its event is on the queue again"
     );
     // S3 has freed the parts: the upload is gone.
-    let parts = deps.s3.list_parts(&mp_key, &mp.upload_id).await;
+    let parts = deps.objects.list_parts(&mp_key, &mp).await;
     assert!(
         matches!(parts, Err(xlport_core::ports::StoreError::NotFound(_))),
         "the multipart upload was aborted: {parts:?}"
@@ -1350,7 +1343,7 @@ async fn refused_and_orphaned_uploads_are_deleted() {
         xlport_tests::new_import_job(&deps, "user_purchase", "base.txt", 10, upsert()).await;
     let etag = put_object(&deps, &key, SPEC_TXT.as_bytes()).await;
     assert_eq!(deliver(&deps, &key, SPEC_TXT.len(), &etag).await, 0);
-    let job = deps.db.job(refused).await.unwrap().unwrap();
+    let job = deps.jobs.job(refused).await.unwrap().unwrap();
     assert_eq!(job.state, JobState::Failed);
     assert!(
         job.error
@@ -1367,11 +1360,11 @@ async fn refused_and_orphaned_uploads_are_deleted() {
             .await;
     let owner: Uuid = sqlx::query_scalar("select owner_key_id from jobs where id = $1")
         .bind(aborted)
-        .fetch_one(&deps.db.pool)
+        .fetch_one(&deps.jobs.pool)
         .await
         .unwrap();
     assert!(
-        deps.db
+        deps.jobs
             .cancel_upload(aborted, xlport_core::job::KeyId(owner))
             .await
             .unwrap()
@@ -1379,7 +1372,7 @@ async fn refused_and_orphaned_uploads_are_deleted() {
     let etag = put_object(&deps, &key, SPEC_TXT.as_bytes()).await;
     assert_eq!(deliver(&deps, &key, SPEC_TXT.len(), &etag).await, 0);
     assert_eq!(
-        deps.db.job(aborted).await.unwrap().unwrap().state,
+        deps.jobs.job(aborted).await.unwrap().unwrap().state,
         JobState::Cancelled
     );
     assert!(
@@ -1387,7 +1380,7 @@ async fn refused_and_orphaned_uploads_are_deleted() {
         "the late file is deleted"
     );
     let rows: i64 = sqlx::query_scalar("select count(*) from user_purchase")
-        .fetch_one(&deps.db.pool)
+        .fetch_one(&deps.jobs.pool)
         .await
         .unwrap();
     assert_eq!(rows, 0);

@@ -82,7 +82,7 @@ async fn a_swallowed_upload_event_is_redriven_through_the_whole_stack() {
         "update jobs set object_key = object_key || '.elsewhere' where id = $1 and state = 'awaiting_upload'",
     )
     .bind(job_id)
-    .execute(&stack.deps.db.pool)
+    .execute(&stack.deps.jobs.pool)
     .await
     .expect("move the key");
     assert_eq!(moved.rows_affected(), 1);
@@ -96,7 +96,7 @@ async fn a_swallowed_upload_event_is_redriven_through_the_whole_stack() {
     tokio::time::sleep(Duration::from_secs(6)).await;
     sqlx::query("update jobs set object_key = left(object_key, -10) where id = $1")
         .bind(job_id)
-        .execute(&stack.deps.db.pool)
+        .execute(&stack.deps.jobs.pool)
         .await
         .expect("restore the key");
     let (_, waiting) = stack
@@ -134,7 +134,7 @@ async fn a_swallowed_upload_event_is_redriven_through_the_whole_stack() {
     assert!(took < Duration::from_secs(60), "took {took:?}");
     let landed: i64 = sqlx::query_scalar("select count(*) from user_purchase where cpf = any($1)")
         .bind(&cpfs)
-        .fetch_one(&stack.deps.db.pool)
+        .fetch_one(&stack.deps.jobs.pool)
         .await
         .expect("count");
     assert_eq!(landed, 20);
@@ -150,7 +150,7 @@ async fn a_swallowed_upload_event_is_redriven_through_the_whole_stack() {
 async fn a_postgres_backend_killed_mid_part_is_retried_in_seconds_without_double_counting() {
     let stack = Stack::connect().await;
     let key = stack.new_key().await;
-    let pool = &stack.deps.db.pool;
+    let pool = &stack.deps.jobs.pool;
     let (text, cpfs) = own_rows(30);
     let file = write_temp("first.csv", &text);
 

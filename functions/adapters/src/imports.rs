@@ -10,10 +10,13 @@ use sqlx::{AssertSqlSafe, Row};
 use uuid::Uuid;
 use xlport_core::Dataset;
 use xlport_core::cells::Reason;
-use xlport_core::import::{ConflictPolicy, ImportCounts, Part, RejectedRow};
+use xlport_core::import::{ConflictPolicy, ImportCounts, Part, RejectedRow, duplicate_key_message};
+use xlport_core::ports::{
+    ImportSession, ImportTarget, LoadSpec, ReportShape, StoredRejection, TableError,
+};
 
-use crate::pgcopy::CopyTx;
-use crate::postgres::{DbError, PgStore};
+use crate::pgcopy::{CopyConnection, CopyTx};
+use crate::postgres::{DbError, PgStore, table_error};
 
 fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(db) if db.code().as_deref() == Some("23505"))
@@ -196,20 +199,12 @@ pub async fn merge_part(
             // A candidate not inserted lost a race with another import.
             duplicates.extend(keys.into_iter().filter(|(_, k)| !inserted.contains(k)));
             duplicates.sort();
-            let header = dataset
-                .column(key)
-                .map_or(key.as_str(), |c| c.header.as_str());
             for (ord, k) in duplicates {
                 let Some(kept) = part.valid_cells.get(&(ord as u64)).cloned() else {
                     continue;
                 };
                 counts.reject(Reason::DuplicateKey);
-                rejected.push(kept.rejected(
-                    ord as u64,
-                    format!(
-                        "column {key}: {header} {k} is already in the table or earlier in the file"
-                    ),
-                ));
+                rejected.push(kept.rejected(ord as u64, duplicate_key_message(dataset, &k)));
             }
         }
     }
@@ -219,7 +214,7 @@ pub async fn merge_part(
 /// Records a merged part, its rejected rows and the job's new totals, on
 /// `conn` inside the caller's transaction. Fails if the worker lost the job.
 #[allow(clippy::too_many_arguments)]
-pub async fn record_part(
+async fn record_part(
     conn: &mut PgConnection,
     job: Uuid,
     worker: &str,
@@ -228,11 +223,11 @@ pub async fn record_part(
     extra_rejections: &[RejectedRow],
     totals: &ImportCounts,
     bytes_done: i64,
-) -> Result<(), DbError> {
+) -> Result<(), TableError> {
     let rejections: Vec<&RejectedRow> = part.rejected.iter().chain(extra_rejections).collect();
     if !rejections.is_empty() {
-        let json =
-            serde_json::to_value(&rejections).map_err(|e| DbError::Corrupt(e.to_string()))?;
+        let json = serde_json::to_value(&rejections)
+            .map_err(|e| TableError::Unavailable(format!("encoding rejected rows: {e}")))?;
         sqlx::query(
             "insert into job_rejections (job_id, part_no, ord, sheet, row_number, reason, message, cells, failed_field, record) \
              select $1, $2, r.ord, r.sheet, r.row_number, r.reason, r.message, r.cells, r.failed_field, r.record \
@@ -244,7 +239,8 @@ pub async fn record_part(
         .bind(part.number as i32)
         .bind(json)
         .execute(&mut *conn)
-        .await?;
+        .await
+        .map_err(db)?;
     }
     sqlx::query(
         "insert into job_parts (job_id, part_no, state, first_row, last_row, rows_read, inserted, updated, rejected, counts, first_sheet, last_sheet) \
@@ -265,7 +261,8 @@ pub async fn record_part(
     .bind(&part.first_sheet)
     .bind(&part.last_sheet)
     .execute(&mut *conn)
-    .await?;
+    .await
+    .map_err(db)?;
     let updated = sqlx::query(
         "update jobs set parts_done = $3, rows_done = $4, bytes_done = greatest(bytes_done, $5), counts = $6, updated_at = now() \
          where id = $1 and lease_owner = $2 and state = 'running'",
@@ -277,63 +274,142 @@ pub async fn record_part(
     .bind(bytes_done)
     .bind(totals.to_json())
     .execute(&mut *conn)
-    .await?;
+    .await
+    .map_err(db)?;
     if updated.rows_affected() != 1 {
-        return Err(DbError::Corrupt(
-            "the job was cancelled or taken over by another worker".into(),
-        ));
+        return Err(TableError::LeaseLost);
     }
     Ok(())
 }
 
-/// A rejected row as stored, for the error report.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct StoredRejection {
-    pub ord: i64,
-    pub sheet: Option<String>,
-    pub row_number: i64,
-    pub reason: String,
-    pub message: String,
-    /// [`xlport_core::report::StoredCell`]s by field index, as JSON.
-    pub cells: serde_json::Value,
-    pub failed_field: Option<i32>,
-    pub record: Option<String>,
+impl From<DbError> for TableError {
+    fn from(e: DbError) -> Self {
+        match e {
+            DbError::Sqlx(e) => table_error(e),
+            other => TableError::Unavailable(other.to_string()),
+        }
+    }
 }
 
-/// What the error report needs to know before its first row.
-#[derive(Debug, Clone, Default)]
-pub struct ReportShape {
-    /// The file's header by field index (see `FileInfo::header`).
-    pub header: Vec<String>,
-    /// The most fields any rejected row holds.
-    pub max_fields: usize,
-    /// Whether any rejected row keeps only its record.
-    pub has_records: bool,
+fn db(e: sqlx::Error) -> TableError {
+    table_error(e)
 }
 
-impl PgStore {
-    /// Rejected rows of a job in file order, a page at a time (the report
-    /// writer pages through them so memory stays flat): those after
-    /// position `after_ord` (-1 for the first page).
-    pub async fn rejections_page(
-        &self,
-        job: Uuid,
-        after_ord: i64,
-        limit: i64,
-    ) -> Result<Vec<StoredRejection>, DbError> {
-        Ok(sqlx::query_as(
-            "select ord, sheet, row_number, reason, message, cells, failed_field, record \
-             from job_rejections where job_id = $1 and ord > $2 order by ord limit $3",
-        )
-        .bind(job)
-        .bind(after_ord)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?)
+/// A part on its way to a dry run's merge, and where its outcome goes back
+/// (with the part, which the record needs).
+type DryPart = (
+    Part,
+    tokio::sync::oneshot::Sender<(Part, Result<(ImportCounts, Vec<RejectedRow>), TableError>)>,
+);
+
+/// A dry run's merging task, and where its parts go.
+type DryRun = (
+    tokio::sync::mpsc::Sender<DryPart>,
+    tokio::task::JoinHandle<Result<(), TableError>>,
+);
+
+/// One import's loading into Postgres (see [`ImportTarget`]).
+pub struct PgSession<'a> {
+    store: &'a PgStore,
+    spec: LoadSpec,
+    direct: DirectCopy,
+    /// A dry run's merges run on a connection of their own inside one
+    /// transaction, rolled back at the end; a task owns that connection
+    /// (the transaction borrows it) and takes the parts in turn.
+    dry: Option<DryRun>,
+}
+
+/// The dry run's merging task: every part into one transaction, rolled
+/// back once the parts stop coming. Its connection goes back to the pool
+/// only after a clean end, and is closed otherwise (issue #20).
+async fn dry_run_merges(
+    pool: sqlx::PgPool,
+    dataset: Dataset,
+    job: Uuid,
+    policy: ConflictPolicy,
+    mut parts: tokio::sync::mpsc::Receiver<DryPart>,
+) -> Result<(), TableError> {
+    let mut conn = CopyConnection::acquire(&pool).await.map_err(db)?;
+    let ended = async {
+        let mut tx = conn.begin().await.map_err(db)?;
+        let mut direct = DirectCopy::default();
+        while let Some((part, reply)) = parts.recv().await {
+            let merged = merge_part(&mut tx, &dataset, job, policy, &part, &mut direct)
+                .await
+                .map_err(TableError::from);
+            let failed = merged.is_err();
+            let _ = reply.send((part, merged));
+            if failed {
+                return Err(TableError::Unavailable("a dry run's merge failed".into()));
+            }
+        }
+        tx.rollback().await.map_err(db)
+    }
+    .await;
+    if ended.is_ok() {
+        conn.release().await;
+    }
+    ended
+}
+
+impl ImportTarget for PgStore {
+    type Session<'a> = PgSession<'a>;
+
+    async fn begin(&self, spec: LoadSpec) -> Result<PgSession<'_>, TableError> {
+        let dry = spec.dry_run.then(|| {
+            let (tx, rx) = tokio::sync::mpsc::channel(1);
+            let task = tokio::spawn(dry_run_merges(
+                self.pool.clone(),
+                spec.dataset.clone(),
+                spec.job,
+                spec.policy,
+                rx,
+            ));
+            (tx, task)
+        });
+        Ok(PgSession {
+            store: self,
+            spec,
+            direct: DirectCopy::default(),
+            dry,
+        })
     }
 
-    /// The report's layout: the file's header and the widest rejected row.
-    pub async fn report_shape(&self, job: Uuid) -> Result<ReportShape, DbError> {
+    async fn set_source_header(&self, job: Uuid, header: &[String]) -> Result<(), TableError> {
+        sqlx::query("update jobs set source_header = $2, updated_at = now() where id = $1")
+            .bind(job)
+            .bind(serde_json::json!(header))
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(())
+    }
+
+    async fn reset_progress(&self, job: Uuid, worker: &str) -> Result<(), TableError> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        sqlx::query("delete from job_parts where job_id = $1")
+            .bind(job)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        sqlx::query("delete from job_rejections where job_id = $1")
+            .bind(job)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        sqlx::query(
+            "update jobs set parts_done = 0, rows_done = 0, counts = '{}'::jsonb, updated_at = now() \
+             where id = $1 and lease_owner = $2",
+        )
+        .bind(job)
+        .bind(worker)
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        tx.commit().await.map_err(db)
+    }
+
+    async fn report_shape(&self, job: Uuid) -> Result<ReportShape, TableError> {
         let (header, max_fields, has_records): (Option<serde_json::Value>, Option<i32>, bool) =
             sqlx::query_as(
                 "select (select source_header from jobs where id = $1), \
@@ -342,7 +418,8 @@ impl PgStore {
             )
             .bind(job)
             .fetch_one(&self.pool)
-            .await?;
+            .await
+            .map_err(db)?;
         Ok(ReportShape {
             header: header
                 .and_then(|h| serde_json::from_value(h).ok())
@@ -352,37 +429,97 @@ impl PgStore {
         })
     }
 
-    /// Records the file's header (bounded by the decoder) for the report.
-    pub async fn set_source_header(&self, job: Uuid, header: &[String]) -> Result<(), DbError> {
-        sqlx::query("update jobs set source_header = $2, updated_at = now() where id = $1")
-            .bind(job)
-            .bind(serde_json::json!(header))
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-
-    /// Forgets the parts of an attempt that wrote nothing durable (a dry
-    /// run), so the retry starts from the top.
-    pub async fn reset_import_progress(&self, job: Uuid, worker: &str) -> Result<(), DbError> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("delete from job_parts where job_id = $1")
-            .bind(job)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("delete from job_rejections where job_id = $1")
-            .bind(job)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query(
-            "update jobs set parts_done = 0, rows_done = 0, counts = '{}'::jsonb, updated_at = now() \
-             where id = $1 and lease_owner = $2",
+    async fn rejections_page(
+        &self,
+        job: Uuid,
+        after_ord: i64,
+        limit: i64,
+    ) -> Result<Vec<StoredRejection>, TableError> {
+        let rows = sqlx::query(
+            "select ord, sheet, row_number, reason, message, cells, failed_field, record \
+             from job_rejections where job_id = $1 and ord > $2 order by ord limit $3",
         )
         .bind(job)
-        .bind(worker)
-        .execute(&mut *tx)
+        .bind(after_ord)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        rows.iter()
+            .map(|r| {
+                Ok(StoredRejection {
+                    ord: r.try_get("ord")?,
+                    sheet: r.try_get("sheet")?,
+                    row_number: r.try_get("row_number")?,
+                    reason: r.try_get("reason")?,
+                    message: r.try_get("message")?,
+                    cells: r.try_get("cells")?,
+                    failed_field: r.try_get("failed_field")?,
+                    record: r.try_get("record")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(db)
+    }
+}
+
+impl ImportSession for PgSession<'_> {
+    async fn load_part(&mut self, part: Part) -> Result<ImportCounts, TableError> {
+        let spec = &self.spec;
+        let mut conn = CopyConnection::acquire(&self.store.pool)
+            .await
+            .map_err(db)?;
+        let mut tx = conn.begin().await.map_err(db)?;
+        let (part, (counts, duplicates)) = match &self.dry {
+            Some((parts, _)) => {
+                let (reply, outcome) = tokio::sync::oneshot::channel();
+                let stopped = || TableError::Unavailable("the dry run's merge stopped".into());
+                parts.send((part, reply)).await.map_err(|_| stopped())?;
+                let (part, merged) = outcome.await.map_err(|_| stopped())?;
+                (part, merged?)
+            }
+            None => {
+                let merged = merge_part(
+                    &mut tx,
+                    &spec.dataset,
+                    spec.job,
+                    spec.policy,
+                    &part,
+                    &mut self.direct,
+                )
+                .await?;
+                (part, merged)
+            }
+        };
+        let mut totals = spec.totals.clone();
+        totals.add(&counts);
+        record_part(
+            &mut tx,
+            spec.job,
+            &spec.worker,
+            &part,
+            &counts,
+            &duplicates,
+            &totals,
+            spec.object_size,
+        )
         .await?;
-        tx.commit().await?;
+        tx.commit().await.map_err(db)?;
+        conn.release().await;
+        self.spec.totals = totals;
+        Ok(counts)
+    }
+
+    fn totals(&self) -> &ImportCounts {
+        &self.spec.totals
+    }
+
+    async fn finish(self) -> Result<(), TableError> {
+        if let Some((parts, task)) = self.dry {
+            drop(parts);
+            task.await
+                .map_err(|e| TableError::Unavailable(format!("the dry run's task: {e}")))??;
+        }
         Ok(())
     }
 }

@@ -13,10 +13,10 @@ use xlport_core::job::{
     bounded_warnings,
 };
 use xlport_core::lifecycle::Step;
-use xlport_core::ports::JobStore;
+use xlport_core::ports::{JobStore, RowSource, TableError};
 
 use crate::config::Config;
-use crate::pgcopy::CopyConnection;
+use crate::pgcopy::{CopyConnection, CopyOutEnd};
 
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");
 
@@ -606,6 +606,40 @@ pub fn export_copy_sql(
         table = dataset.table,
         key = dataset.key
     )
+}
+
+/// A Postgres error as a table port tells it: a data exception (SQLSTATE
+/// class 22) fails alike on every retry; anything else may pass next time.
+pub fn table_error(e: sqlx::Error) -> TableError {
+    match &e {
+        sqlx::Error::Database(db) if db.code().is_some_and(|c| c.starts_with("22")) => {
+            TableError::Data(xlport_core::job::clip(db.message(), 200))
+        }
+        _ => TableError::Unavailable(format!("database error: {e}")),
+    }
+}
+
+impl RowSource for PgStore {
+    /// `COPY (SELECT ...) TO STDOUT` ([`export_copy_sql`]) on a connection
+    /// of its own, closed unless the COPY ended cleanly (issue #20).
+    async fn copy_out(
+        &self,
+        dataset: &xlport_core::Dataset,
+        conditions: &[xlport_core::export::Condition],
+        chunk_bytes: usize,
+        out: &tokio::sync::mpsc::Sender<bytes::Bytes>,
+    ) -> Result<u64, TableError> {
+        let sql = export_copy_sql(dataset, conditions);
+        let end = CopyConnection::acquire(&self.pool)
+            .await
+            .map_err(table_error)?
+            .copy_out(&sql, chunk_bytes, out)
+            .await
+            .map_err(table_error)?;
+        Ok(match end {
+            CopyOutEnd::Complete { bytes } | CopyOutEnd::Stopped { bytes } => bytes,
+        })
+    }
 }
 
 /// Loads `rows` deterministic sample rows into `user_purchase` with COPY

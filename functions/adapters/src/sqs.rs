@@ -7,43 +7,29 @@ use crate::aws::error_chain;
 #[derive(Clone)]
 pub struct SqsQueue {
     pub client: aws_sdk_sqs::Client,
+    /// The URLs of the queues whose records this deployment handles, to
+    /// find a record's queue from its `eventSourceARN`.
+    queue_urls: Vec<String>,
 }
 
 impl SqsQueue {
-    pub fn new(client: aws_sdk_sqs::Client) -> Self {
-        Self { client }
-    }
-}
-
-impl SqsQueue {
-    /// Makes a received message visible again in `after` (SQS
-    /// `ChangeMessageVisibility`, at most 12 hours), so a failed record is
-    /// retried then. `source_arn` is the record's `eventSourceARN`; a queue
-    /// this deployment does not own is left alone. Failures are logged: the
-    /// message then comes back after the queue's visibility timeout.
-    pub async fn retry_in(
-        &self,
-        config: &crate::Config,
-        source_arn: &str,
-        receipt_handle: &str,
-        after: std::time::Duration,
-    ) {
-        let Some(queue_url) = queue_url_of_arn(config, source_arn) else {
-            tracing::warn!(
-                source_arn,
-                "a record from a queue this deployment does not know"
-            );
-            return;
-        };
-        if let Err(e) = self.set_visibility(queue_url, receipt_handle, after).await {
-            tracing::warn!(error = %e, "could not shorten the message's visibility");
-        }
+    /// `queue_urls`: the queues records come from (see [`JobQueue::retry_in`]).
+    pub fn new(client: aws_sdk_sqs::Client, queue_urls: Vec<String>) -> Self {
+        Self { client, queue_urls }
     }
 
-    /// Makes a received message of `queue_url` visible again `after` from
-    /// now (SQS `ChangeMessageVisibility`; capped at SQS's maximum, 12
-    /// hours). An error when the receipt handle is no longer valid (the
-    /// message was deleted or received again).
+    /// The URL of the queue whose ARN is `arn`: the queue name is the last
+    /// part of both.
+    pub fn queue_url_of_arn(&self, arn: &str) -> Option<&str> {
+        let name = arn.rsplit(':').next()?;
+        self.queue_urls
+            .iter()
+            .find(|url| url.rsplit('/').next() == Some(name))
+            .map(String::as_str)
+    }
+
+    /// Makes a received message visible again `after` from now
+    /// (`ChangeMessageVisibility`; SQS caps it at 12 hours).
     pub async fn set_visibility(
         &self,
         queue_url: &str,
@@ -63,16 +49,6 @@ impl SqsQueue {
     }
 }
 
-/// The URL of one of the deployment's queues from an ARN
-/// (`arn:aws:sqs:REGION:ACCOUNT:NAME`): the configured queue of that name.
-pub fn queue_url_of_arn<'c>(config: &'c crate::Config, arn: &str) -> Option<&'c str> {
-    let name = arn.rsplit(':').next()?;
-    [&config.imports_queue_url, &config.exports_queue_url]
-        .into_iter()
-        .find(|url| url.rsplit('/').next() == Some(name))
-        .map(String::as_str)
-}
-
 impl JobQueue for SqsQueue {
     async fn send(&self, queue: &str, body: String) -> Result<(), StoreError> {
         self.client
@@ -83,6 +59,19 @@ impl JobQueue for SqsQueue {
             .await
             .map(|_| ())
             .map_err(|e| StoreError::Other(error_chain(&e)))
+    }
+
+    async fn retry_in(&self, source_arn: &str, receipt_handle: &str, after: std::time::Duration) {
+        let Some(queue_url) = self.queue_url_of_arn(source_arn) else {
+            tracing::warn!(
+                source_arn,
+                "a record from a queue this deployment does not know"
+            );
+            return;
+        };
+        if let Err(e) = self.set_visibility(queue_url, receipt_handle, after).await {
+            tracing::warn!(error = %e, "could not shorten the message's visibility");
+        }
     }
 
     async fn ping(&self, queue_url: &str) -> Result<(), StoreError> {

@@ -81,7 +81,7 @@ pub async fn sweep(deps: &Deps, stall: Duration) -> anyhow::Result<Swept> {
     .bind(stall.as_secs_f64())
     .bind(BATCH)
     .bind(upload_window_secs(&deps.config))
-    .fetch_all(&deps.db.pool)
+    .fetch_all(&deps.jobs.pool)
     .await?;
     let mut swept = Swept::default();
     expire_uploads(deps, &mut swept).await?;
@@ -101,7 +101,7 @@ pub async fn sweep(deps: &Deps, stall: Duration) -> anyhow::Result<Swept> {
                 .bind(job.id)
                 .bind(note)
                 .bind(&job.state)
-                .execute(&deps.db.pool)
+                .execute(&deps.jobs.pool)
                 .await?;
                 swept.redriven.push(job.id);
             }
@@ -135,13 +135,13 @@ async fn expire_uploads(deps: &Deps, swept: &mut Swept) -> anyhow::Result<()> {
     .bind(ttl)
     .bind(BATCH)
     .bind(Step::ExpireUpload.from_names())
-    .fetch_all(&deps.db.pool)
+    .fetch_all(&deps.jobs.pool)
     .await?;
     for job in unfinished {
         let Some(key) = &job.object_key else {
             continue;
         };
-        match deps.s3.head(key).await {
+        match deps.objects.head(key).await {
             Ok(meta) => {
                 send_object_event(deps, key, meta.size, &meta.etag).await?;
                 swept.redriven.push(job.id);
@@ -154,7 +154,7 @@ async fn expire_uploads(deps: &Deps, swept: &mut Swept) -> anyhow::Result<()> {
             }
         }
         if let Some(upload_id) = &job.upload_id
-            && let Err(e) = deps.s3.abort_multipart_upload(key, upload_id).await
+            && let Err(e) = deps.objects.abort_multipart_upload(key, upload_id).await
         {
             tracing::warn!(job_id = %job.id, error = %e, "could not abort an expired multipart upload");
         }
@@ -165,7 +165,7 @@ async fn expire_uploads(deps: &Deps, swept: &mut Swept) -> anyhow::Result<()> {
         );
         // Only while it still awaits its upload: a file that arrived since
         // the query above is imported, not failed.
-        if deps.db.expire_upload(job.id, &reason).await? {
+        if deps.jobs.expire_upload(job.id, &reason).await? {
             tracing::warn!(job_id = %job.id, "upload expired");
             swept.expired.push(job.id);
         }
@@ -178,7 +178,9 @@ async fn expire_uploads(deps: &Deps, swept: &mut Swept) -> anyhow::Result<()> {
 async fn redrive(deps: &Deps, job: &Stalled) -> anyhow::Result<bool> {
     if job.kind == "export" {
         let body = serde_json::to_string(&ExportRequested { job_id: job.id })?;
-        deps.sqs.send(&deps.config.exports_queue_url, body).await?;
+        deps.queue
+            .send(&deps.config.exports_queue_url, body)
+            .await?;
         return Ok(true);
     }
     let Some(key) = &job.object_key else {
@@ -187,7 +189,7 @@ async fn redrive(deps: &Deps, job: &Stalled) -> anyhow::Result<bool> {
     let (size, etag) = match (job.state.as_str(), job.object_size, &job.etag) {
         ("queued" | "running", Some(size), Some(etag)) => (size.max(0) as u64, etag.clone()),
         // Awaiting its upload: only if the object is there.
-        _ => match deps.s3.head(key).await {
+        _ => match deps.objects.head(key).await {
             Ok(meta) => (meta.size, meta.etag),
             Err(StoreError::NotFound(_)) => return Ok(false),
             Err(e) => return Err(e.into()),
@@ -201,6 +203,8 @@ async fn redrive(deps: &Deps, job: &Stalled) -> anyhow::Result<bool> {
 /// again, as S3 would have.
 async fn send_object_event(deps: &Deps, key: &str, size: u64, etag: &str) -> anyhow::Result<()> {
     let body = object_created_notification(&deps.config.bucket, key, size, etag);
-    deps.sqs.send(&deps.config.imports_queue_url, body).await?;
+    deps.queue
+        .send(&deps.config.imports_queue_url, body)
+        .await?;
     Ok(())
 }

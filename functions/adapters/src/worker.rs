@@ -14,7 +14,7 @@ use xlport_core::job::Job;
 use xlport_core::lifecycle::{
     AfterFailure, OnClaim, Permanent, after_failure, on_claim, retry_backoff,
 };
-use xlport_core::ports::JobStore;
+use xlport_core::ports::{JobQueue, JobStore, Ports, TableError};
 
 use crate::Deps;
 
@@ -26,8 +26,13 @@ use crate::Deps;
 /// visibility timeout: its visibility is shortened (SQS
 /// `ChangeMessageVisibility`) to the [`RetryAfter`] its error carries, or
 /// else to [`retry_backoff`] of its receive count (issue #19).
-pub async fn each_record<F, Fut>(deps: &Deps, event: SqsEvent, mut handle: F) -> SqsBatchResponse
+pub async fn each_record<P, F, Fut>(
+    deps: &Deps<P>,
+    event: SqsEvent,
+    mut handle: F,
+) -> SqsBatchResponse
 where
+    P: Ports,
     F: FnMut(SqsMessage) -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<()>>,
 {
@@ -54,9 +59,7 @@ where
             };
             tracing::error!(message_id = %id, error = format!("{e:#}"), retry_in_secs = retry_in.as_secs(), "record failed; SQS will redeliver it");
             if let (Some(receipt), Some(arn)) = (receipt, source) {
-                deps.sqs
-                    .retry_in(&deps.config, &arn, &receipt, retry_in)
-                    .await;
+                deps.queue.retry_in(&arn, &receipt, retry_in).await;
             }
             response.add_failure(id);
         }
@@ -177,6 +180,10 @@ pub fn transient_reason(error: &anyhow::Error) -> String {
     let kind = if error.chain().any(|e| {
         e.downcast_ref::<sqlx::Error>().is_some()
             || e.downcast_ref::<crate::postgres::DbError>().is_some()
+            || matches!(
+                e.downcast_ref::<TableError>(),
+                Some(TableError::Unavailable(_) | TableError::LeaseLost)
+            )
     }) {
         "a database error"
     } else if error
@@ -199,7 +206,7 @@ pub fn worker_id(kind: &str) -> String {
 pub struct ScratchDir(pub std::path::PathBuf);
 
 impl ScratchDir {
-    pub fn create(deps: &Deps, kind: &str) -> std::io::Result<Self> {
+    pub fn create<P: Ports>(deps: &Deps<P>, kind: &str) -> std::io::Result<Self> {
         let dir = deps
             .config
             .tmp_dir

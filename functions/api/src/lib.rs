@@ -160,9 +160,9 @@ impl<P: Ports> Clone for App<P> {
 impl App<Deployed> {
     pub fn from_deps(deps: Deps) -> Self {
         App {
-            jobs: deps.db,
-            objects: deps.s3,
-            queue: deps.sqs,
+            jobs: deps.jobs,
+            objects: deps.objects,
+            queue: deps.queue,
             config: deps.config,
             datasets: deps.datasets,
         }

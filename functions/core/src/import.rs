@@ -48,6 +48,17 @@ pub struct KeptRow {
     pub key_field: Option<usize>,
 }
 
+/// What a valid row rejected under the `reject` policy is told: its key is
+/// in the table already, or earlier in the file (docs/spec/user_purchase.md,
+/// "Duplicate `cpf`"). `key_text` is the key as the table holds it.
+pub fn duplicate_key_message(dataset: &Dataset, key_text: &str) -> String {
+    let key = &dataset.key;
+    let header = dataset
+        .column(key)
+        .map_or(key.as_str(), |c| c.header.as_str());
+    format!("column {key}: {header} {key_text} is already in the table or earlier in the file")
+}
+
 impl KeptRow {
     /// The row rejected as a duplicate key.
     pub fn rejected(self, ord: u64, message: String) -> RejectedRow {

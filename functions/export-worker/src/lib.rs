@@ -18,9 +18,8 @@ use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use bytes::Bytes;
 use serde_json::json;
 use xlport_adapters::Deps;
-use xlport_adapters::pgcopy::CopyConnection;
-use xlport_adapters::postgres::export_copy_sql;
-use xlport_adapters::s3::{MultipartUpload, PartWriter, attachment_disposition};
+use xlport_adapters::multipart::{MultipartUpload, PartWriter};
+use xlport_adapters::s3::attachment_disposition;
 use xlport_adapters::worker::{
     DeadLetter, Finished, Progress, ScratchDir, each_record, run_job, spawn_heartbeat,
 };
@@ -31,7 +30,7 @@ use xlport_core::export::{
 use xlport_core::job::{Job, keys};
 use xlport_core::lifecycle::Permanent;
 use xlport_core::message::ExportRequested;
-use xlport_core::ports::{JobStore, ObjectStore};
+use xlport_core::ports::{JobStore, ObjectStore, Ports, RowSource, TableError};
 
 /// S3 part size for exports: small enough to keep the worker inside 128 MB.
 const PART_BYTES: usize = 8 * 1024 * 1024;
@@ -40,14 +39,17 @@ const PARTS_IN_FLIGHT: usize = 2;
 /// about this many bytes.
 const CHUNK_BYTES: usize = 256 * 1024;
 
-pub async fn handle_batch(deps: &Deps, event: SqsEvent) -> SqsBatchResponse {
+/// Handles one SQS batch and reports the records to retry. `P`: the ports
+/// it runs on, `Deployed` in the function and the in-memory ones in this
+/// crate's tests.
+pub async fn handle_batch<P: Ports>(deps: &Deps<P>, event: SqsEvent) -> SqsBatchResponse {
     each_record(deps, event, |record| async move {
         handle_record(deps, &record).await
     })
     .await
 }
 
-async fn handle_record(deps: &Deps, record: &SqsMessage) -> anyhow::Result<()> {
+async fn handle_record<P: Ports>(deps: &Deps<P>, record: &SqsMessage) -> anyhow::Result<()> {
     let body = record.body.as_deref().unwrap_or_default();
     let request: ExportRequested = serde_json::from_str(body).map_err(|e| {
         anyhow!(DeadLetter(format!(
@@ -56,14 +58,14 @@ async fn handle_record(deps: &Deps, record: &SqsMessage) -> anyhow::Result<()> {
         )))
     })?;
     run_job(
-        &deps.db,
+        &deps.jobs,
         request.job_id,
         "export",
         deps.config.job_lease,
         |job, worker| async move {
             if let (Some(key), Some(upload_id)) = (&job.result_key, &job.upload_id) {
                 // A previous attempt died mid-upload: its parts are garbage.
-                if let Err(e) = deps.s3.abort_multipart_upload(key, upload_id).await {
+                if let Err(e) = deps.objects.abort_multipart_upload(key, upload_id).await {
                     tracing::warn!(job_id = %job.id, error = %e, "could not abort the previous attempt's upload");
                 }
             }
@@ -73,7 +75,7 @@ async fn handle_record(deps: &Deps, record: &SqsMessage) -> anyhow::Result<()> {
     .await
 }
 
-async fn run_export(deps: &Deps, job: &Job, worker: &str) -> anyhow::Result<Finished> {
+async fn run_export<P: Ports>(deps: &Deps<P>, job: &Job, worker: &str) -> anyhow::Result<Finished> {
     let started = Instant::now();
     let dataset = deps
         .datasets
@@ -94,21 +96,20 @@ async fn run_export(deps: &Deps, job: &Job, worker: &str) -> anyhow::Result<Fini
         .clone()
         .unwrap_or_else(|| format!("{}.{}", dataset.name, format.extension()));
     let key = keys::export(job.id, &filename);
-    let upload = deps
-        .s3
-        .start_multipart(
-            &key,
-            format.content_type(),
-            Some(&attachment_disposition(&filename)),
-        )
-        .await?;
-    deps.db
+    let upload = MultipartUpload::start(
+        &deps.objects,
+        &key,
+        format.content_type(),
+        Some(&attachment_disposition(&filename)),
+    )
+    .await?;
+    deps.jobs
         .set_upload(job.id, worker, &key, &upload.upload_id)
         .await?;
 
     let progress = Progress::default();
     let heartbeat = spawn_heartbeat(
-        &deps.db,
+        &deps.jobs,
         deps.config.job_lease,
         job.id,
         worker,
@@ -149,12 +150,12 @@ async fn run_export(deps: &Deps, job: &Job, worker: &str) -> anyhow::Result<Fini
 }
 
 /// The three overlapping stages. Returns (rows, sheets, bytes uploaded).
-async fn stream_rows(
-    deps: &Deps,
+async fn stream_rows<P: Ports>(
+    deps: &Deps<P>,
     dataset: &Dataset,
     conditions: &[xlport_core::export::Condition],
     (format, dialect): (ExportFormat, &'static CsvDialect),
-    upload: &MultipartUpload,
+    upload: &MultipartUpload<P::Objects>,
     progress: Arc<AtomicU64>,
 ) -> anyhow::Result<(u64, usize, u64)> {
     let scratch = ScratchDir::create(deps, "export").context("creating the scratch dir")?;
@@ -183,23 +184,19 @@ async fn stream_rows(
     // Stage 1, here: Postgres -> chunks. Postgres sends one message per row:
     // they cross to the encoder thread in batches of about CHUNK_BYTES, since
     // a hand-over per row costs more in thread wake-ups than the row itself.
-    let sql = export_copy_sql(dataset, conditions);
     let read = async {
         // The encoder stopping early ends the COPY; its error says why.
-        let copied = CopyConnection::acquire(&deps.db.pool)
-            .await?
-            .copy_out(&sql, CHUNK_BYTES, &chunk_tx)
-            .await;
-        match copied {
+        match deps
+            .tables
+            .copy_out(dataset, conditions, CHUNK_BYTES, &chunk_tx)
+            .await
+        {
             Ok(_) => Ok(()),
-            // A data exception (SQLSTATE class 22: a value out of range, a bad
-            // date) will fail the same way on every retry: the job fails now.
-            Err(sqlx::Error::Database(db)) if db.code().is_some_and(|c| c.starts_with("22")) => {
-                Err(anyhow!(Permanent(format!(
-                    "Postgres could not run the export's query: {}; check the filter's values",
-                    xlport_core::job::clip(db.message(), 200)
-                ))))
-            }
+            // A data exception (a value out of range, a bad date) will fail
+            // the same way on every retry: the job fails now.
+            Err(TableError::Data(message)) => Err(anyhow!(Permanent(format!(
+                "Postgres could not run the export's query: {message}; check the filter's values"
+            )))),
             Err(e) => Err(e.into()),
         }
     };

@@ -18,8 +18,6 @@ use anyhow::{Context, anyhow};
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use serde_json::json;
 use xlport_adapters::Deps;
-use xlport_adapters::imports::{DirectCopy, merge_part, record_part};
-use xlport_adapters::pgcopy::CopyConnection;
 use xlport_adapters::worker::{
     DeadLetter, Finished, Progress, ScratchDir, each_record, run_job, spawn_heartbeat,
 };
@@ -29,17 +27,22 @@ use xlport_core::import::{ConflictPolicy, ImportCounts, Part, PartBuilder};
 use xlport_core::job::{Job, UploadOutcome, keys};
 use xlport_core::lifecycle::Permanent;
 use xlport_core::message::{ImportNotification, ObjectCreated, parse_import_notification};
-use xlport_core::ports::{JobStore, ObjectStore, StoreError};
+use xlport_core::ports::{
+    ImportSession, ImportTarget, JobStore, LoadSpec, ObjectStore, Ports, StoreError, TableError,
+};
 
 /// Handles one SQS batch and reports the records to retry.
-pub async fn handle_batch(deps: &Deps, event: SqsEvent) -> SqsBatchResponse {
+///
+/// `P`: the ports it runs on, `Deployed` in the function and the in-memory
+/// ones in this crate's tests.
+pub async fn handle_batch<P: Ports>(deps: &Deps<P>, event: SqsEvent) -> SqsBatchResponse {
     each_record(deps, event, |record| async move {
         handle_record(deps, &record).await
     })
     .await
 }
 
-async fn handle_record(deps: &Deps, record: &SqsMessage) -> anyhow::Result<()> {
+async fn handle_record<P: Ports>(deps: &Deps<P>, record: &SqsMessage) -> anyhow::Result<()> {
     let body = record.body.as_deref().unwrap_or_default();
     let notification = parse_import_notification(body).map_err(|e| {
         anyhow!(DeadLetter(format!(
@@ -61,7 +64,7 @@ async fn handle_record(deps: &Deps, record: &SqsMessage) -> anyhow::Result<()> {
     }
 }
 
-async fn handle_object(deps: &Deps, object: &ObjectCreated) -> anyhow::Result<()> {
+async fn handle_object<P: Ports>(deps: &Deps<P>, object: &ObjectCreated) -> anyhow::Result<()> {
     if object.bucket != deps.config.bucket {
         tracing::warn!(bucket = %object.bucket, key = %object.key, "object in a bucket this deployment does not own; ignored");
         return Ok(());
@@ -72,7 +75,7 @@ async fn handle_object(deps: &Deps, object: &ObjectCreated) -> anyhow::Result<()
     };
     let size = i64::try_from(object.size)?;
     let job = match deps
-        .db
+        .jobs
         .record_upload(job_id, &object.key, size, &object.etag)
         .await?
     {
@@ -110,7 +113,7 @@ async fn handle_object(deps: &Deps, object: &ObjectCreated) -> anyhow::Result<()
             "the uploaded file is {size} bytes but the import was created for {declared} bytes; \
              create a new import with the file's real size"
         );
-        deps.db.fail_job(job_id, &reason).await?;
+        deps.jobs.fail_job(job_id, &reason).await?;
         remove_refused(deps, &object.key).await;
         return Ok(());
     }
@@ -119,7 +122,7 @@ async fn handle_object(deps: &Deps, object: &ObjectCreated) -> anyhow::Result<()
             "the file is {size} bytes, over the upload size limit of {} bytes (XLPORT_MAX_UPLOAD_BYTES)",
             deps.config.max_upload_bytes
         );
-        deps.db.fail_job(job_id, &reason).await?;
+        deps.jobs.fail_job(job_id, &reason).await?;
         remove_refused(deps, &object.key).await;
         return Ok(());
     }
@@ -129,22 +132,33 @@ async fn handle_object(deps: &Deps, object: &ObjectCreated) -> anyhow::Result<()
 /// Deletes an upload xlport refused before reading it. A failure is logged,
 /// not retried: the job's outcome is already decided, and the bucket's
 /// lifecycle rule (infra/) removes what is left.
-async fn remove_refused(deps: &Deps, key: &str) {
-    match deps.s3.delete(key).await {
+async fn remove_refused<P: Ports>(deps: &Deps<P>, key: &str) {
+    match deps.objects.delete(key).await {
         Ok(()) => tracing::info!(key, "refused upload deleted"),
         Err(e) => tracing::warn!(key, error = %e, "could not delete a refused upload"),
     }
 }
 
-async fn process(deps: &Deps, job_id: uuid::Uuid) -> anyhow::Result<()> {
+async fn process<P: Ports>(deps: &Deps<P>, job_id: uuid::Uuid) -> anyhow::Result<()> {
     run_job(
-        &deps.db,
+        &deps.jobs,
         job_id,
         "import",
         deps.config.job_lease,
         |job, worker| async move { run_import(deps, &job, &worker).await },
     )
     .await
+}
+
+/// A table port's failure as the lifecycle takes it: a data exception no
+/// retry fixes fails the job; anything else is retried.
+fn table_failure(e: TableError) -> anyhow::Error {
+    match e {
+        TableError::Data(message) => anyhow!(Permanent(format!(
+            "Postgres refused the file's values: {message}"
+        ))),
+        other => anyhow!(other),
+    }
 }
 
 fn decode_failure(e: DecodeError) -> anyhow::Error {
@@ -154,7 +168,7 @@ fn decode_failure(e: DecodeError) -> anyhow::Error {
     }
 }
 
-async fn run_import(deps: &Deps, job: &Job, worker: &str) -> anyhow::Result<Finished> {
+async fn run_import<P: Ports>(deps: &Deps<P>, job: &Job, worker: &str) -> anyhow::Result<Finished> {
     let started = std::time::Instant::now();
     let dataset = deps
         .datasets
@@ -179,7 +193,7 @@ async fn run_import(deps: &Deps, job: &Job, worker: &str) -> anyhow::Result<Fini
 
     let progress = Progress::default();
     let heartbeat = spawn_heartbeat(
-        &deps.db,
+        &deps.jobs,
         deps.config.job_lease,
         job.id,
         worker,
@@ -218,8 +232,8 @@ async fn run_import(deps: &Deps, job: &Job, worker: &str) -> anyhow::Result<Fini
 
 /// Spool, check, then parse and load in overlapping stages.
 #[allow(clippy::too_many_arguments)]
-async fn load(
-    deps: &Deps,
+async fn load<P: Ports>(
+    deps: &Deps<P>,
     job: &Job,
     worker: &str,
     dataset: &xlport_core::Dataset,
@@ -232,7 +246,7 @@ async fn load(
     let path = scratch.0.join("upload");
     let bytes = progress.bytes.clone();
     let size = deps
-        .s3
+        .objects
         .download_to(key, job.etag.as_deref(), &path, move |n| {
             bytes.store(n, Ordering::Relaxed)
         })
@@ -271,13 +285,13 @@ async fn load(
             .context("inspect thread panicked")?
             .map_err(decode_failure)?
     };
-    deps.db.add_warnings(job.id, &info.warnings).await?;
-    deps.db.set_source_header(job.id, &info.header).await?;
+    deps.jobs.add_warnings(job.id, &info.warnings).await?;
+    deps.tables.set_source_header(job.id, &info.header).await?;
     let inspected_warnings = info.warnings;
 
     // A dry run's data was rolled back with its attempt: start over.
-    let (start_parts, start_rows, mut totals) = if dry_run && job.parts_done > 0 {
-        deps.db.reset_import_progress(job.id, worker).await?;
+    let (start_parts, start_rows, totals) = if dry_run && job.parts_done > 0 {
+        deps.tables.reset_progress(job.id, worker).await?;
         (0, 0, ImportCounts::default())
     } else {
         (
@@ -318,57 +332,39 @@ async fn load(
         })
     };
 
-    // Each part loads on a connection of its own for its transaction; a dry
-    // run merges on a second one, inside a transaction rolled back at the
-    // end. Both run COPY, so both are CopyConnections: back to the pool only
-    // after every COPY on them ended cleanly, closed otherwise (issue #20).
-    let mut dry_conn = if dry_run {
-        Some(CopyConnection::acquire(&deps.db.pool).await?)
-    } else {
-        None
-    };
-    let mut direct = DirectCopy::default();
+    // Each part commits with its counts and rejections (on Postgres: a
+    // transaction per part; a dry run merges inside one more, rolled back
+    // at the end). A loader that fails drops the receiver, which stops the
+    // parser.
     let loaded = async {
-        let mut dry_tx = match dry_conn.as_mut() {
-            Some(c) => Some(c.begin().await?),
-            None => None,
-        };
-        while let Some(part) = rx.recv().await {
-            let mut conn = CopyConnection::acquire(&deps.db.pool).await?;
-            let mut tx = conn.begin().await?;
-            let (part_counts, duplicates) = match dry_tx.as_mut() {
-                Some(data) => merge_part(data, dataset, job.id, policy, &part, &mut direct).await?,
-                None => merge_part(&mut tx, dataset, job.id, policy, &part, &mut direct).await?,
-            };
-            totals.add(&part_counts);
-            record_part(
-                &mut tx,
-                job.id,
-                worker,
-                &part,
-                &part_counts,
-                &duplicates,
-                &totals,
-                size as i64,
-            )
+        let mut session = deps
+            .tables
+            .begin(LoadSpec {
+                job: job.id,
+                worker: worker.to_string(),
+                dataset: dataset.clone(),
+                policy,
+                dry_run,
+                totals,
+                object_size: size as i64,
+            })
             .await?;
-            tx.commit().await?;
-            conn.release().await;
-            progress.rows.store(totals.rows_read, Ordering::Relaxed);
-            tracing::info!(job_id = %job.id, part = part.number, rows = part_counts.rows_read, "part committed");
+        while let Some(part) = rx.recv().await {
+            let number = part.number;
+            let part_counts = session.load_part(part).await?;
+            progress
+                .rows
+                .store(session.totals().rows_read, Ordering::Relaxed);
+            tracing::info!(job_id = %job.id, part = number, rows = part_counts.rows_read, "part committed");
         }
-        if let Some(data) = dry_tx {
-            data.rollback().await?;
-        }
-        Ok::<_, anyhow::Error>(())
+        let loaded = session.totals().clone();
+        session.finish().await?;
+        Ok::<_, TableError>(loaded)
     }
     .await;
     drop(rx);
-    if let (Ok(()), Some(c)) = (&loaded, dry_conn) {
-        c.release().await;
-    }
     let parsed = parser.await.context("parser thread panicked")?;
-    loaded?;
+    let totals = loaded.map_err(table_failure)?;
     let info = parsed.map_err(decode_failure)?;
     // Decoding the rows can add warnings (a header without rows, say).
     let mut warnings = info.warnings.clone();
@@ -376,7 +372,7 @@ async fn load(
         warnings.push("the file has a header but no data rows".into());
     }
     if warnings != inspected_warnings {
-        deps.db.add_warnings(job.id, &warnings).await?;
+        deps.jobs.add_warnings(job.id, &warnings).await?;
     }
     drop(scratch);
     Ok((totals, info, size))

@@ -4,34 +4,38 @@
 
 use anyhow::Context;
 use xlport_adapters::Deps;
-use xlport_adapters::imports::StoredRejection;
+use xlport_adapters::multipart::MultipartUpload;
 use xlport_adapters::s3::attachment_disposition;
 use xlport_adapters::worker::ScratchDir;
 use xlport_core::job::keys;
+use xlport_core::ports::{ImportTarget, Ports, StoredRejection};
 use xlport_core::report::{ReportLayout, ReportRow, ReportWriter, StoredCell};
 
 const PAGE: i64 = 5_000;
 
 /// Writes `reports/{job}/errors.xlsx`. `workbook`: whether the imported file
 /// was a workbook (rows then carry their sheet).
-pub async fn write(deps: &Deps, job: uuid::Uuid, workbook: bool) -> anyhow::Result<()> {
+pub async fn write<P: Ports>(
+    deps: &Deps<P>,
+    job: uuid::Uuid,
+    workbook: bool,
+) -> anyhow::Result<()> {
     let key = keys::error_report(job);
     let filename = format!("{job}-errors.xlsx");
-    let shape = deps.db.report_shape(job).await?;
+    let shape = deps.tables.report_shape(job).await?;
     let layout = ReportLayout {
         header: shape.header,
         workbook,
         max_fields: shape.max_fields,
         has_records: shape.has_records,
     };
-    let upload = deps
-        .s3
-        .start_multipart(
-            &key,
-            "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-            Some(&attachment_disposition(&filename)),
-        )
-        .await?;
+    let upload = MultipartUpload::start(
+        &deps.objects,
+        &key,
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        Some(&attachment_disposition(&filename)),
+    )
+    .await?;
     let scratch = ScratchDir::create(deps, "report")?;
     let (writer, uploads) = upload.writer(8 * 1024 * 1024, 2);
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<StoredRejection>>(2);
@@ -61,7 +65,7 @@ pub async fn write(deps: &Deps, job: uuid::Uuid, workbook: bool) -> anyhow::Resu
     let mut after = -1i64;
     let fed = async {
         loop {
-            let page = deps.db.rejections_page(job, after, PAGE).await?;
+            let page = deps.tables.rejections_page(job, after, PAGE).await?;
             let Some(last) = page.last() else { break };
             after = last.ord;
             let full = page.len() as i64 == PAGE;

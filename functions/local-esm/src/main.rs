@@ -171,7 +171,7 @@ async fn release(
     messages: Vec<(String, String)>,
     after: Duration,
 ) {
-    let queue = SqsQueue::new(sqs.clone());
+    let queue = SqsQueue::new(sqs.clone(), Vec::new());
     for (id, receipt) in messages {
         match queue
             .set_visibility(&mapping.queue_url, &receipt, after)

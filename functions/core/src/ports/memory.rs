@@ -16,7 +16,8 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::{
-    JobQueue, JobStore, ObjectMeta, ObjectStore, Ports, PresignedRequest, StoreError, UploadedPart,
+    JobQueue, JobStore, ObjectMeta, ObjectStore, Ports, PresignedRequest, StoreError,
+    StoredRejection, UploadedPart,
 };
 use crate::apikey;
 use crate::job::{
@@ -24,6 +25,10 @@ use crate::job::{
     bounded_warnings,
 };
 use crate::lifecycle::Step;
+
+mod tables;
+
+pub use tables::{MemorySession, MemoryTables};
 
 /// The in-memory ports, as one [`Ports`].
 #[derive(Debug, Clone, Copy)]
@@ -33,6 +38,7 @@ impl Ports for InMemory {
     type Jobs = MemoryJobStore;
     type Objects = MemoryObjectStore;
     type Queue = MemoryQueue;
+    type Tables = MemoryTables;
 }
 
 /// What an in-memory port fails with: it was made [`MemoryJobStore::set_down`].
@@ -86,6 +92,10 @@ struct Jobs {
     keys: HashMap<String, KeyId>,
     jobs: HashMap<Uuid, StoredJob>,
     parts: HashMap<Uuid, Vec<PartStatus>>,
+    /// An import's rejected rows by `ord` (the report's order).
+    rejections: HashMap<Uuid, BTreeMap<i64, StoredRejection>>,
+    /// An import's file header, for its report.
+    source_headers: HashMap<Uuid, Vec<String>>,
 }
 
 /// The job store in memory. Clones share the same jobs.
@@ -591,6 +601,40 @@ impl ObjectStore for MemoryObjectStore {
         Ok(())
     }
 
+    async fn upload_part(
+        &self,
+        _key: &str,
+        upload_id: &str,
+        part_number: i32,
+        body: bytes::Bytes,
+    ) -> Result<String, StoreError> {
+        self.available()?;
+        self.put_part(upload_id, part_number, &body)
+            .ok_or_else(|| StoreError::NotFound(format!("multipart upload {upload_id}")))
+    }
+
+    async fn download_to(
+        &self,
+        key: &str,
+        if_match: Option<&str>,
+        path: &std::path::Path,
+        mut on_progress: impl FnMut(u64) + Send,
+    ) -> Result<u64, StoreError> {
+        let (bytes, etag) = self
+            .up()?
+            .objects
+            .get(key)
+            .cloned()
+            .ok_or_else(|| StoreError::NotFound(key.to_string()))?;
+        if if_match.is_some_and(|e| e.trim_matches('"') != etag) {
+            return Err(StoreError::Changed(key.to_string()));
+        }
+        std::fs::write(path, &bytes)
+            .map_err(|e| StoreError::Other(format!("writing {}: {e}", path.display())))?;
+        on_progress(bytes.len() as u64);
+        Ok(bytes.len() as u64)
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         self.available()
     }
@@ -600,6 +644,8 @@ impl ObjectStore for MemoryObjectStore {
 #[derive(Clone, Default)]
 pub struct MemoryQueue {
     sent: Arc<Mutex<HashMap<String, Vec<String>>>>,
+    /// Visibility changes asked for: (receipt handle, after).
+    retries: Arc<Mutex<Vec<(String, Duration)>>>,
     down: Arc<AtomicBool>,
 }
 
@@ -616,6 +662,12 @@ impl MemoryQueue {
     /// The bodies sent to `queue`, oldest first.
     pub fn sent(&self, queue: &str) -> Vec<String> {
         lock(&self.sent).get(queue).cloned().unwrap_or_default()
+    }
+
+    /// The visibility changes asked for ([`JobQueue::retry_in`]), oldest
+    /// first: (receipt handle, after).
+    pub fn retries(&self) -> Vec<(String, Duration)> {
+        lock(&self.retries).clone()
     }
 
     fn available(&self) -> Result<(), StoreError> {
@@ -640,6 +692,10 @@ impl JobQueue for MemoryQueue {
 
     async fn ping(&self, _queue: &str) -> Result<(), StoreError> {
         self.available()
+    }
+
+    async fn retry_in(&self, _source_arn: &str, receipt_handle: &str, after: Duration) {
+        lock(&self.retries).push((receipt_handle.to_string(), after));
     }
 }
 

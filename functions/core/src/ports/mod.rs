@@ -3,6 +3,11 @@
 //! [`memory`] implements them in memory, for tests that need no service.
 
 pub mod memory;
+pub mod tables;
+
+pub use tables::{
+    ImportSession, ImportTarget, LoadSpec, ReportShape, RowSource, StoredRejection, TableError,
+};
 
 use std::future::Future;
 use std::time::Duration;
@@ -118,6 +123,35 @@ pub trait ObjectStore: Send + Sync {
         upload_id: &str,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
+    /// Uploads part `part_number` of a multipart upload the worker writes
+    /// itself (`UploadPart`) and returns the part's ETag without quotes.
+    /// Every part but the last must be at least 5 MiB (S3 multipart limits).
+    fn upload_part(
+        &self,
+        key: &str,
+        upload_id: &str,
+        part_number: i32,
+        body: bytes::Bytes,
+    ) -> impl Future<Output = Result<String, StoreError>> + Send;
+
+    /// Streams the object at `key` into the file at `path` (created or
+    /// truncated) and returns its size in bytes; `on_progress` sees the
+    /// bytes written so far. Memory stays at one chunk whatever the size.
+    ///
+    /// `if_match`: the ETag (without quotes) of the version that was
+    /// checked; a key that now holds another version is
+    /// [`StoreError::Changed`] (`GetObject` `If-Match`, HTTP 412), so a job
+    /// reads exactly the bytes whose size and ETag it recorded (issue #15).
+    /// A missing key is [`StoreError::NotFound`]; anything else, a failed
+    /// local write included, is [`StoreError::Other`].
+    fn download_to(
+        &self,
+        key: &str,
+        if_match: Option<&str>,
+        path: &std::path::Path,
+        on_progress: impl FnMut(u64) + Send,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
     /// Checks the bucket answers (for `/health`).
     fn ping(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
@@ -129,6 +163,8 @@ pub trait Ports: Send + Sync + 'static {
     type Jobs: JobStore + Clone + 'static;
     type Objects: ObjectStore + Clone + 'static;
     type Queue: JobQueue + Clone + 'static;
+    /// The dataset tables: what exports read and imports write.
+    type Tables: RowSource + ImportTarget + Clone + 'static;
 }
 
 /// The work queues.
@@ -142,6 +178,19 @@ pub trait JobQueue: Send + Sync {
 
     /// Checks the queue at `queue` answers (for `/health`).
     fn ping(&self, queue: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Makes a received message visible again `after` from now
+    /// (`ChangeMessageVisibility`, at most 12 hours: SQS limits), so a
+    /// failed record comes back after a backoff rather than the queue's
+    /// whole visibility timeout. `source_arn` is the queue the record came
+    /// from (the event's `eventSourceARN`). Best effort: a failure is
+    /// logged, and the message then returns after the visibility timeout.
+    fn retry_in(
+        &self,
+        source_arn: &str,
+        receipt_handle: &str,
+        after: Duration,
+    ) -> impl Future<Output = ()> + Send;
 }
 
 /// What a job store fails with, told apart the way the api needs.
