@@ -9,8 +9,8 @@ use sqlx::{FromRow, PgPool};
 use uuid::Uuid;
 use xlport_core::apikey;
 use xlport_core::job::{
-    Claim, Job, JobKind, JobState, KeyId, NewJob, PartStatus, UploadOutcome, bounded_error,
-    bounded_warnings,
+    Claim, ExpiredUpload, Job, JobKind, JobState, KeyId, NewJob, PartStatus, Stalled,
+    UploadOutcome, bounded_error, bounded_warnings,
 };
 use xlport_core::lifecycle::Step;
 use xlport_core::ports::{JobStore, RowSource, TableError};
@@ -558,6 +558,87 @@ impl JobStore for PgStore {
         self.end_job(id, Step::ExpireUpload, reason).await
     }
 
+    async fn stalled_jobs(
+        &self,
+        stall: Duration,
+        upload_window: Duration,
+        limit: i64,
+    ) -> Result<Vec<Stalled>, DbError> {
+        let rows: Vec<StalledRow> = sqlx::query_as(
+            "select id, kind, state, object_key, object_size, etag, \
+                    coalesce(greatest(updated_at, next_attempt_at), updated_at) as waiting_since \
+             from jobs \
+             where (state = 'queued' and coalesce(greatest(updated_at, next_attempt_at), updated_at) \
+                        < now() - make_interval(secs => $1)) \
+                or (state = 'running' and lease_until < now() - make_interval(secs => $1)) \
+                or (state = 'awaiting_upload' and kind = 'import' \
+                    and updated_at < now() - make_interval(secs => $1) \
+                    and updated_at > now() - make_interval(secs => $3)) \
+             order by updated_at limit $2",
+        )
+        .bind(stall.as_secs_f64())
+        .bind(limit)
+        .bind(upload_window.as_secs_f64())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|r| {
+                Ok(Stalled {
+                    id: r.id,
+                    kind: r.kind.parse().map_err(|_| {
+                        DbError::Corrupt(format!("job {} has kind {:?}", r.id, r.kind))
+                    })?,
+                    state: r.state.parse().map_err(|_| {
+                        DbError::Corrupt(format!("job {} has state {:?}", r.id, r.state))
+                    })?,
+                    object_key: r.object_key,
+                    object_size: r.object_size,
+                    etag: r.etag,
+                    waiting_since: r.waiting_since,
+                })
+            })
+            .collect()
+    }
+
+    async fn expired_uploads(
+        &self,
+        upload_window: Duration,
+        limit: i64,
+    ) -> Result<Vec<ExpiredUpload>, DbError> {
+        let rows: Vec<(Uuid, Option<String>, Option<String>)> = sqlx::query_as(
+            "select id, object_key, upload_id from jobs \
+             where state = any($3) and kind = 'import' \
+               and updated_at < now() - make_interval(secs => $1) \
+             order by updated_at limit $2",
+        )
+        .bind(upload_window.as_secs_f64())
+        .bind(limit)
+        .bind(Step::ExpireUpload.from_names())
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, object_key, upload_id)| ExpiredUpload {
+                id,
+                object_key,
+                upload_id,
+            })
+            .collect())
+    }
+
+    async fn note_redrive(&self, id: Uuid, state: JobState, note: &str) -> Result<bool, DbError> {
+        let updated = sqlx::query(
+            "update jobs set warnings = warnings || jsonb_build_array($2::text), updated_at = now() \
+             where id = $1 and state = $3",
+        )
+        .bind(id)
+        .bind(bounded_error(note))
+        .bind(state.as_str())
+        .execute(&self.pool)
+        .await?;
+        Ok(updated.rows_affected() == 1)
+    }
+
     async fn add_warnings(&self, id: Uuid, warnings: &[String]) -> Result<(), DbError> {
         sqlx::query(
             "update jobs set warnings = warnings || coalesce(( \
@@ -571,6 +652,18 @@ impl JobStore for PgStore {
         .await?;
         Ok(())
     }
+}
+
+/// A row of [`JobStore::stalled_jobs`]'s query.
+#[derive(FromRow)]
+struct StalledRow {
+    id: Uuid,
+    kind: String,
+    state: String,
+    object_key: Option<String>,
+    object_size: Option<i64>,
+    etag: Option<String>,
+    waiting_since: DateTime<Utc>,
 }
 
 /// `COPY (SELECT ...) TO STDOUT` for an export, in key order. Identifiers come

@@ -165,6 +165,31 @@ pub enum UploadOutcome {
     UnknownKey,
 }
 
+/// A job that has waited for a worker longer than the sweep's bound (see
+/// [`crate::ports::JobStore::stalled_jobs`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stalled {
+    pub id: Uuid,
+    pub kind: JobKind,
+    pub state: JobState,
+    pub object_key: Option<String>,
+    pub object_size: Option<i64>,
+    pub etag: Option<String>,
+    /// Since when it waits: its last change, or its next attempt's due time
+    /// when that is later.
+    pub waiting_since: DateTime<Utc>,
+}
+
+/// An import still awaiting its upload after its upload URLs expired (see
+/// [`crate::ports::JobStore::expired_uploads`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExpiredUpload {
+    pub id: Uuid,
+    pub object_key: Option<String>,
+    /// Its multipart upload, for the sweep to abort.
+    pub upload_id: Option<String>,
+}
+
 /// The result of a worker trying to take a job.
 #[derive(Debug)]
 pub enum Claim {

@@ -21,8 +21,8 @@ use super::{
 };
 use crate::apikey;
 use crate::job::{
-    Claim, Job, JobKind, JobState, KeyId, NewJob, PartStatus, UploadOutcome, bounded_error,
-    bounded_warnings,
+    Claim, ExpiredUpload, Job, JobKind, JobState, KeyId, NewJob, PartStatus, Stalled,
+    UploadOutcome, bounded_error, bounded_warnings,
 };
 use crate::lifecycle::Step;
 
@@ -125,6 +125,17 @@ impl MemoryJobStore {
     /// Records a part of an import, as the import's loader would.
     pub fn add_part(&self, job: Uuid, part: PartStatus) {
         lock(&self.inner).parts.entry(job).or_default().push(part);
+    }
+
+    /// Moves the job's last change `by` into the past, as if it had waited
+    /// that long (its lease, if any, lapses as long ago).
+    pub fn age(&self, id: Uuid, by: Duration) {
+        if let Some(stored) = lock(&self.inner).jobs.get_mut(&id) {
+            stored.job.updated_at -= chrono_duration(by);
+            if let Some(until) = stored.lease_until.as_mut() {
+                *until -= chrono_duration(by);
+            }
+        }
     }
 
     /// Makes the lease on a running job lapse, as when its worker died.
@@ -344,6 +355,96 @@ impl JobStore for MemoryJobStore {
 
     async fn expire_upload(&self, id: Uuid, reason: &str) -> Result<bool, Down> {
         self.end(id, Step::ExpireUpload, reason)
+    }
+
+    async fn stalled_jobs(
+        &self,
+        stall: Duration,
+        upload_window: Duration,
+        limit: i64,
+    ) -> Result<Vec<Stalled>, Down> {
+        let jobs = self.up()?;
+        let now = Utc::now();
+        let (stall, window) = (chrono_duration(stall), chrono_duration(upload_window));
+        let mut stalled: Vec<(DateTime<Utc>, Stalled)> = jobs
+            .jobs
+            .values()
+            .filter_map(|s| {
+                let job = &s.job;
+                let waiting_since = job
+                    .next_attempt_at
+                    .map_or(job.updated_at, |at| at.max(job.updated_at));
+                let waits = match job.state {
+                    JobState::Queued => waiting_since < now - stall,
+                    JobState::Running => s.lease_until.is_some_and(|until| until < now - stall),
+                    JobState::AwaitingUpload => {
+                        job.kind == JobKind::Import
+                            && job.updated_at < now - stall
+                            && job.updated_at > now - window
+                    }
+                    _ => false,
+                };
+                waits.then(|| {
+                    (
+                        job.updated_at,
+                        Stalled {
+                            id: job.id,
+                            kind: job.kind,
+                            state: job.state,
+                            object_key: job.object_key.clone(),
+                            object_size: job.object_size,
+                            etag: job.etag.clone(),
+                            waiting_since,
+                        },
+                    )
+                })
+            })
+            .collect();
+        stalled.sort_by_key(|(at, _)| *at);
+        Ok(stalled
+            .into_iter()
+            .take(usize::try_from(limit.max(0)).unwrap_or(usize::MAX))
+            .map(|(_, s)| s)
+            .collect())
+    }
+
+    async fn expired_uploads(
+        &self,
+        upload_window: Duration,
+        limit: i64,
+    ) -> Result<Vec<ExpiredUpload>, Down> {
+        let jobs = self.up()?;
+        let before = Utc::now() - chrono_duration(upload_window);
+        let mut expired: Vec<&Job> = jobs
+            .jobs
+            .values()
+            .map(|s| &s.job)
+            .filter(|j| {
+                j.kind == JobKind::Import
+                    && Step::ExpireUpload.applies_to(j.state)
+                    && j.updated_at < before
+            })
+            .collect();
+        expired.sort_by_key(|j| j.updated_at);
+        Ok(expired
+            .into_iter()
+            .take(usize::try_from(limit.max(0)).unwrap_or(usize::MAX))
+            .map(|j| ExpiredUpload {
+                id: j.id,
+                object_key: j.object_key.clone(),
+                upload_id: j.upload_id.clone(),
+            })
+            .collect())
+    }
+
+    async fn note_redrive(&self, id: Uuid, state: JobState, note: &str) -> Result<bool, Down> {
+        let mut jobs = self.up()?;
+        let Some(stored) = jobs.jobs.get_mut(&id).filter(|s| s.job.state == state) else {
+            return Ok(false);
+        };
+        push_warnings(&mut stored.job, &bounded_warnings(&[note.to_string()]));
+        stored.job.updated_at = Utc::now();
+        Ok(true)
     }
 
     async fn add_warnings(&self, id: Uuid, warnings: &[String]) -> Result<(), Down> {

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use uuid::Uuid;
 
-use crate::job::{Claim, Job, KeyId, NewJob, PartStatus, UploadOutcome};
+use crate::job::{Claim, ExpiredUpload, Job, KeyId, NewJob, PartStatus, Stalled, UploadOutcome};
 
 /// What a storage call failed with, in terms the caller can act on.
 #[derive(Debug, thiserror::Error)]
@@ -335,6 +335,38 @@ pub trait JobStore: Send + Sync {
         &self,
         id: Uuid,
         reason: &str,
+    ) -> impl Future<Output = Result<bool, Self::Error>> + Send;
+
+    /// The jobs, oldest change first and at most `limit`, that wait for a
+    /// worker that may never come (issue #19): queued longer than `stall`
+    /// (counted from their next attempt's due time, if later), running with
+    /// a lease lapsed longer than `stall` ago, and imports awaiting their
+    /// upload for longer than `stall` but less than `upload_window` (their
+    /// file may have arrived with its event lost).
+    fn stalled_jobs(
+        &self,
+        stall: Duration,
+        upload_window: Duration,
+        limit: i64,
+    ) -> impl Future<Output = Result<Vec<Stalled>, Self::Error>> + Send;
+
+    /// The imports, oldest change first and at most `limit`, still in a
+    /// [`crate::lifecycle::Step::ExpireUpload`] from-state with no change
+    /// for `upload_window`: their upload URLs have expired.
+    fn expired_uploads(
+        &self,
+        upload_window: Duration,
+        limit: i64,
+    ) -> impl Future<Output = Result<Vec<ExpiredUpload>, Self::Error>> + Send;
+
+    /// Says in the job's warnings that the sweep sent it again, and marks
+    /// the change (`updated_at`), so the next sweep waits a whole bound:
+    /// only while the job is still in `state`. False if it moved on.
+    fn note_redrive(
+        &self,
+        id: Uuid,
+        state: crate::JobState,
+        note: &str,
     ) -> impl Future<Output = Result<bool, Self::Error>> + Send;
 
     /// Adds warnings to the job's, each once and bounded
