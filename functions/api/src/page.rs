@@ -1,22 +1,107 @@
 //! The browser page and the security headers of every response (issue #15).
 //!
-//! The page is one static HTML file with one inline `<script>` and one inline
-//! `<style>`; its Content-Security-Policy allows exactly those two (by their
-//! SHA-256, CSP Level 3 §7.3 hash-source), the API itself (`connect-src
-//! 'self'`) and the bucket's origin the presigned URLs point at (uploads are
-//! XHR PUTs straight to S3), and nothing else: no other script, no frames, no
-//! form posts, no embedding in another site's frame.
+//! The page is one HTML file, `web/page.html` (next to its browser tests in
+//! `web/tests`), embedded at compile time, with one inline `<script>` and one
+//! inline `<style>`; its Content-Security-Policy allows exactly those two (by
+//! their SHA-256, CSP Level 3 §7.3 hash-source, of the text as served), the
+//! API itself (`connect-src 'self'`) and the bucket's origin the presigned
+//! URLs point at (uploads are XHR PUTs straight to S3), and nothing else: no
+//! other script, no frames, no form posts, no embedding in another site's
+//! frame.
+//!
+//! The page does not write the names of the conflict policies, export formats
+//! and CSV dialects: each of its `<!-- xlport:… -->` markers becomes the
+//! `<option>`s of one of the contract's sets ([`ConflictPolicy::NAMES`]...),
+//! in the contract's order, its default selected.
 
-use std::sync::OnceLock;
+use std::sync::{LazyLock, OnceLock};
 
 use base64::Engine;
 use lambda_http::http::{HeaderMap, HeaderValue};
 use lambda_http::{Body, Response};
 use sha2::{Digest, Sha256};
 use xlport_adapters::Config;
+use xlport_contract::{ConflictPolicy, CsvDialectName, ExportFormat};
 
-/// The browser page: export button, chunked parallel upload, jobs list.
-pub const PAGE: &str = include_str!("page.html");
+/// The page as written, its name lists still markers.
+const TEMPLATE: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../web/page.html"));
+
+/// The browser page as served (export button, chunked parallel upload, jobs
+/// list): [`TEMPLATE`] with its name lists filled in.
+pub static PAGE: LazyLock<String> = LazyLock::new(|| render(TEMPLATE));
+
+/// The markers of `web/page.html` and the `<option>`s each becomes.
+fn name_lists() -> [(&'static str, Vec<String>); 3] {
+    [
+        (
+            "<!-- xlport:export-formats -->",
+            ExportFormat::ALL
+                .iter()
+                .map(|&f| {
+                    // The format whose request takes `csv` options says so.
+                    let (label, takes_dialect) = match f {
+                        ExportFormat::Xlsx => ("Excel (.xlsx)", false),
+                        ExportFormat::Csv => ("CSV (.csv)", true),
+                    };
+                    let attr = if takes_dialect { " data-csv-dialect" } else { "" };
+                    option(f.as_str(), f == ExportFormat::default(), attr, label)
+                })
+                .collect(),
+        ),
+        (
+            "<!-- xlport:csv-dialects -->",
+            CsvDialectName::ALL
+                .iter()
+                .map(|&d| {
+                    let label = match d {
+                        CsvDialectName::Rfc4180 => "rfc4180: comma, decimal point, ISO dates",
+                        CsvDialectName::ExcelBr => {
+                            "excel-br: semicolon, decimal comma, DD/MM/YYYY (Excel/LibreOffice pt-BR)"
+                        }
+                    };
+                    option(d.as_str(), d == CsvDialectName::default(), "", label)
+                })
+                .collect(),
+        ),
+        (
+            "<!-- xlport:conflict-policies -->",
+            ConflictPolicy::ALL
+                .iter()
+                .map(|&p| {
+                    let label = match p {
+                        ConflictPolicy::Upsert => "update it (upsert)",
+                        ConflictPolicy::Skip => "keep the existing row (skip)",
+                        ConflictPolicy::Reject => "reject the new row",
+                    };
+                    option(p.as_str(), p == ConflictPolicy::default(), "", label)
+                })
+                .collect(),
+        ),
+    ]
+}
+
+/// One `<option>`; `value` and `label` are the page's own text (no `<`, `&`
+/// or `"`), `attrs` starts with a space when there are any.
+fn option(value: &str, selected: bool, attrs: &str, label: &str) -> String {
+    let selected = if selected { " selected" } else { "" };
+    format!("<option value=\"{value}\"{selected}{attrs}>{label}</option>")
+}
+
+/// `template` with each marker replaced by its options, one a line at the
+/// marker's indentation. A marker the template lacks is a bug the tests catch
+/// (the list would be missing from the page).
+fn render(template: &str) -> String {
+    let mut page = template.to_string();
+    for (marker, options) in name_lists() {
+        let Some(at) = page.find(marker) else {
+            continue;
+        };
+        let line_start = page[..at].rfind('\n').map_or(0, |i| i + 1);
+        let indent = format!("\n{}", &page[line_start..at]);
+        page.replace_range(at..at + marker.len(), &options.join(&indent));
+    }
+    page
+}
 
 /// Headers every response carries: no MIME sniffing (`X-Content-Type-Options`),
 /// nothing cached by the browser or a proxy (the jobs, URLs and keys they
@@ -34,7 +119,7 @@ pub fn common_headers(headers: &mut HeaderMap) {
 
 /// The page with its Content-Security-Policy and frame protection.
 pub fn response(config: &Config) -> Response<Body> {
-    let mut resp = Response::new(Body::Text(PAGE.to_string()));
+    let mut resp = Response::new(Body::Text(PAGE.clone()));
     let headers = resp.headers_mut();
     headers.insert(
         "content-type",
@@ -52,8 +137,8 @@ pub fn content_security_policy(config: &Config) -> String {
     static HASHES: OnceLock<(String, String)> = OnceLock::new();
     let (script, style) = HASHES.get_or_init(|| {
         (
-            inline_hash(PAGE, "<script>", "</script>"),
-            inline_hash(PAGE, "<style>", "</style>"),
+            inline_hash(&PAGE, "<script>", "</script>"),
+            inline_hash(&PAGE, "<style>", "</style>"),
         )
     });
     format!(
@@ -103,19 +188,39 @@ mod tests {
     use super::*;
 
     #[test]
+    fn every_marker_of_the_page_is_filled_once() {
+        for (marker, options) in name_lists() {
+            assert_eq!(TEMPLATE.matches(marker).count(), 1, "{marker}");
+            assert!(!PAGE.contains(marker), "{marker}");
+            for option in options {
+                assert_eq!(PAGE.matches(&option).count(), 1, "{option}");
+            }
+        }
+        assert!(!PAGE.contains("<!-- xlport:"));
+        // Each option on its own line, at the marker's indentation.
+        assert_eq!(
+            render("<select>\n    <!-- xlport:conflict-policies -->\n</select>"),
+            "<select>\n    <option value=\"upsert\" selected>update it (upsert)</option>\n    \
+             <option value=\"skip\">keep the existing row (skip)</option>\n    \
+             <option value=\"reject\">reject the new row</option>\n</select>"
+        );
+    }
+
+    #[test]
     fn the_hashes_cover_the_page_s_inline_script_and_style() {
-        let script = inline_hash(PAGE, "<script>", "</script>");
-        let style = inline_hash(PAGE, "<style>", "</style>");
+        let page: &str = &PAGE;
+        let script = inline_hash(page, "<script>", "</script>");
+        let style = inline_hash(page, "<style>", "</style>");
         assert!(
             script.starts_with("sha256-") && script.len() == 7 + 44,
             "{script}"
         );
         assert_ne!(script, style);
         // One of each: a second block would be refused by the policy.
-        assert_eq!(PAGE.matches("<script").count(), 1);
-        assert_eq!(PAGE.matches("<style").count(), 1);
+        assert_eq!(page.matches("<script").count(), 1);
+        assert_eq!(page.matches("<style").count(), 1);
         assert!(
-            !PAGE.contains(" onclick="),
+            !page.contains(" onclick="),
             "inline handlers are refused by the CSP"
         );
         // The known digest of a known text, so the encoding is the CSP one.
