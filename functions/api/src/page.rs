@@ -30,61 +30,60 @@ const TEMPLATE: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../
 /// list): [`TEMPLATE`] with its name lists filled in.
 pub static PAGE: LazyLock<String> = LazyLock::new(|| render(TEMPLATE));
 
-/// The markers of `web/page.html` and the `<option>`s each becomes.
+/// The markers of `web/page.html` and the `<option>`s each becomes. The
+/// labels are the page's; a new name in the contract fails to compile here
+/// until it has one.
 fn name_lists() -> [(&'static str, Vec<String>); 3] {
+    use {ConflictPolicy as P, CsvDialectName as D, ExportFormat as F};
     [
         (
             "<!-- xlport:export-formats -->",
-            ExportFormat::ALL
-                .iter()
-                .map(|&f| {
-                    // The format whose request takes `csv` options says so.
-                    let (label, takes_dialect) = match f {
-                        ExportFormat::Xlsx => ("Excel (.xlsx)", false),
-                        ExportFormat::Csv => ("CSV (.csv)", true),
-                    };
-                    let attr = if takes_dialect { " data-csv-dialect" } else { "" };
-                    option(f.as_str(), f == ExportFormat::default(), attr, label)
-                })
-                .collect(),
+            // The format whose request takes `csv` options says so.
+            options(&F::ALL, F::as_str, |f| match f {
+                F::Xlsx => ("Excel (.xlsx)", ""),
+                F::Csv => ("CSV (.csv)", " data-csv-dialect"),
+            }),
         ),
         (
             "<!-- xlport:csv-dialects -->",
-            CsvDialectName::ALL
-                .iter()
-                .map(|&d| {
-                    let label = match d {
-                        CsvDialectName::Rfc4180 => "rfc4180: comma, decimal point, ISO dates",
-                        CsvDialectName::ExcelBr => {
-                            "excel-br: semicolon, decimal comma, DD/MM/YYYY (Excel/LibreOffice pt-BR)"
-                        }
-                    };
-                    option(d.as_str(), d == CsvDialectName::default(), "", label)
-                })
-                .collect(),
+            options(&D::ALL, D::as_str, |d| match d {
+                D::Rfc4180 => ("rfc4180: comma, decimal point, ISO dates", ""),
+                D::ExcelBr => (
+                    "excel-br: semicolon, decimal comma, DD/MM/YYYY (Excel/LibreOffice pt-BR)",
+                    "",
+                ),
+            }),
         ),
         (
             "<!-- xlport:conflict-policies -->",
-            ConflictPolicy::ALL
-                .iter()
-                .map(|&p| {
-                    let label = match p {
-                        ConflictPolicy::Upsert => "update it (upsert)",
-                        ConflictPolicy::Skip => "keep the existing row (skip)",
-                        ConflictPolicy::Reject => "reject the new row",
-                    };
-                    option(p.as_str(), p == ConflictPolicy::default(), "", label)
-                })
-                .collect(),
+            options(&P::ALL, P::as_str, |p| match p {
+                P::Upsert => ("update it (upsert)", ""),
+                P::Skip => ("keep the existing row (skip)", ""),
+                P::Reject => ("reject the new row", ""),
+            }),
         ),
     ]
 }
 
-/// One `<option>`; `value` and `label` are the page's own text (no `<`, `&`
-/// or `"`), `attrs` starts with a space when there are any.
-fn option(value: &str, selected: bool, attrs: &str, label: &str) -> String {
-    let selected = if selected { " selected" } else { "" };
-    format!("<option value=\"{value}\"{selected}{attrs}>{label}</option>")
+/// One `<option>` for each of `all`, valued its wire `name`, the default
+/// selected, with the (label, attributes) `choice` gives it. Labels and
+/// attributes are the page's own text (no `<`, `&` or `"`); attributes start
+/// with a space when there are any.
+fn options<T: Copy + PartialEq + Default>(
+    all: &[T],
+    name: fn(T) -> &'static str,
+    choice: fn(T) -> (&'static str, &'static str),
+) -> Vec<String> {
+    all.iter()
+        .map(|&v| {
+            let selected = if v == T::default() { " selected" } else { "" };
+            let (label, attrs) = choice(v);
+            format!(
+                "<option value=\"{}\"{selected}{attrs}>{label}</option>",
+                name(v)
+            )
+        })
+        .collect()
 }
 
 /// `template` with each marker replaced by its options, one a line at the
