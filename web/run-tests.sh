@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Browser tests of the page the API serves at GET /: real headless Chromium
+# Browser tests of the page the API serves at GET / (web/page.html, next to
+# these tests; the api embeds it at compile time): real headless Chromium
 # (Debian's /usr/bin/chromium, never a downloaded browser) driven by
 # playwright-core, under Node's built-in test runner.
 #

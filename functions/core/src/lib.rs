@@ -5,6 +5,7 @@
 
 pub mod apikey;
 pub mod cells;
+mod copy_format;
 pub mod dataset;
 pub mod decode;
 pub mod export;

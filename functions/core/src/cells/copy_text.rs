@@ -2,13 +2,14 @@
 //! accept (PostgreSQL documentation, COPY, "Text Format"): `\N` for NULL,
 //! backslash escapes for the characters that would split a field or a row,
 //! one tab-separated line per row. `crate::export::split_copy_line` reads
-//! the same format back.
+//! the same format back; the escapes of both are `crate::copy_format`'s.
 
 use std::fmt::Write as _;
 
 use chrono::Datelike;
 
 use super::{ValidRow, Value};
+use crate::copy_format;
 
 impl Value {
     /// Appends the value in `COPY ... (FORMAT text)` form: `\N` for NULL,
@@ -16,15 +17,15 @@ impl Value {
     /// newline and carriage return escaped so they cannot split fields or rows.
     pub fn write_copy_text(&self, out: &mut String) {
         match self {
-            Value::Null => out.push_str("\\N"),
+            Value::Null => out.push_str(copy_format::NULL),
             Value::Text(s) => {
                 for c in s.chars() {
-                    match c {
-                        '\\' => out.push_str("\\\\"),
-                        '\t' => out.push_str("\\t"),
-                        '\n' => out.push_str("\\n"),
-                        '\r' => out.push_str("\\r"),
-                        c => out.push(c),
+                    match copy_format::escape(c) {
+                        Some(letter) => {
+                            out.push('\\');
+                            out.push(letter);
+                        }
+                        None => out.push(c),
                     }
                 }
             }

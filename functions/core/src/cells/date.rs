@@ -57,10 +57,10 @@ fn date_from_text(s: &str) -> Option<NaiveDate> {
         return None;
     }
     let b = date.as_bytes();
-    let (year, month, day) = match (b[4], b[2]) {
-        (b'-', _) if b[7] == b'-' => (&b[..4], &b[5..7], &b[8..]),
-        (_, b'/') if b[5] == b'/' => (&b[6..], &b[3..5], &b[..2]),
-        _ => return None,
+    let (year, month, day) = match iso_date_fields(date) {
+        Some((year, month, day)) => (year.as_bytes(), month.as_bytes(), day.as_bytes()),
+        None if b[2] == b'/' && b[5] == b'/' => (&b[6..], &b[3..5], &b[..2]),
+        None => return None,
     };
     let year = i32::try_from(ascii_number(year)?).ok()?;
     if year < 1 {
@@ -68,6 +68,17 @@ fn date_from_text(s: &str) -> Option<NaiveDate> {
         return None;
     }
     NaiveDate::from_ymd_opt(year, ascii_number(month)?, ascii_number(day)?)
+}
+
+/// The year, month and day of a `YYYY-MM-DD` text, as written: `s` is ten
+/// bytes with `-` at 4 and 7. What stands between the dashes is not checked
+/// (each caller reads the numbers its own way). The one place that says what
+/// an ISO date looks like: text cells here, and the dates Postgres hands the
+/// CSV and xlsx exports.
+pub fn iso_date_fields(s: &str) -> Option<(&str, &str, &str)> {
+    let b = s.as_bytes();
+    // `-` is ASCII, so 4, 5, 7 and 8 are character boundaries.
+    (b.len() == 10 && b[4] == b'-' && b[7] == b'-').then(|| (&s[..4], &s[5..7], &s[8..]))
 }
 
 fn is_time_part(rest: &str) -> bool {
@@ -143,6 +154,29 @@ mod tests {
             parse_date(&Cell::Error("#VALUE!")),
             Err(Reason::InvalidDate)
         );
+    }
+
+    #[test]
+    fn iso_date_fields_split_ten_bytes_at_their_dashes() {
+        assert_eq!(iso_date_fields("2013-05-22"), Some(("2013", "05", "22")));
+        // The shape only: the numbers are the caller's to read.
+        assert_eq!(iso_date_fields("2013-13-99"), Some(("2013", "13", "99")));
+        assert_eq!(iso_date_fields("abcd-ef-gh"), Some(("abcd", "ef", "gh")));
+        assert_eq!(iso_date_fields("+123-05-22"), Some(("+123", "05", "22")));
+        assert_eq!(iso_date_fields("ú12-05-22"), Some(("ú12", "05", "22")));
+        for s in [
+            "",
+            "2013-05-2",
+            "2013-05-222",
+            "2013-05-22 10:30",
+            "2013/05/22",
+            "22/05/2013",
+            "2013-0522-",
+            "20130-5-22",
+            "２０１３-05-22",
+        ] {
+            assert_eq!(iso_date_fields(s), None, "{s}");
+        }
     }
 
     #[test]

@@ -34,7 +34,7 @@ pub use cpf_cnpj::{
     ShapeError, cnpj_check_digits, cnpj_check_digits_valid, cpf_check_digits,
     cpf_check_digits_valid, parse_document,
 };
-pub use date::parse_date;
+pub use date::{iso_date_fields, parse_date};
 pub use decimal::{Decimal, parse_decimal};
 pub use row::{Rejection, RowOutcome, ValidRow, validate_row};
 

@@ -85,6 +85,18 @@ pub struct Limits {
     pub max_columns: usize,
 }
 
+impl Limits {
+    /// A header wider than [`max_columns`](Limits::max_columns): `what` (the
+    /// header and its width) then `more than the N-column limit
+    /// (XLPORT_MAX_COLUMNS)`.
+    pub(super) fn too_wide(&self, what: std::fmt::Arguments<'_>) -> DecodeError {
+        DecodeError::LimitExceeded(format!(
+            "{what} more than the {}-column limit (XLPORT_MAX_COLUMNS)",
+            self.max_columns
+        ))
+    }
+}
+
 impl Default for Limits {
     /// The spec's defaults: 1 GiB per sheet, 16,384 columns.
     fn default() -> Self {
@@ -289,7 +301,7 @@ fn missing_columns_message(missing: &[String], sheet: Option<&str>) -> String {
 pub fn inspect(path: &Path, dataset: &Dataset, limits: &Limits) -> Result<FileInfo, DecodeError> {
     Ok(match open(path, dataset, limits)? {
         Source::Nothing(info) => info,
-        Source::Xlsx(x) => x.info,
+        Source::Xlsx(x) => x.table.info,
         Source::Whole(w) => w.table.info,
         Source::Text(t) => t.info,
     })
@@ -326,7 +338,7 @@ pub fn decode_file(
     let mut info = match open(path, dataset, limits)? {
         Source::Nothing(info) => return Ok(info),
         Source::Xlsx(x) => {
-            let mut info = x.info.clone();
+            let mut info = x.table.info.clone();
             stream_xlsx(x, &mut emitter)?;
             info.data_rows = emitter.counted;
             info

@@ -9,7 +9,8 @@ use calamine::{CellErrorType, Data, DataRef, ExcelDateTime, ExcelDateTimeType, S
 
 use super::header::{HeaderMatch, Mapping, map_headers};
 use super::{
-    DecodeError, Emitter, FileFormat, FileInfo, Misaligned, Row, dense_header, listed, plural,
+    DecodeError, Emitter, FileFormat, FileInfo, Limits, Misaligned, Row, dense_header, listed,
+    plural,
 };
 use crate::cells::Cell;
 use crate::dataset::{Dataset, normalize_header};
@@ -22,6 +23,20 @@ fn header_key(headers: &[(usize, String)]) -> HeaderCells {
         .map(|(c, h)| (*c, normalize_header(h)))
         .filter(|(_, h)| !h.is_empty())
         .collect()
+}
+
+/// A sheet whose header row reaches past the column limit, in every workbook
+/// format.
+pub(super) fn header_too_wide(sheet: &str, limits: &Limits) -> DecodeError {
+    limits.too_wide(format_args!("the header row of sheet `{sheet}` spans"))
+}
+
+/// An encrypted workbook, in every workbook format; `place` is empty or
+/// ` (sheet `…`)`.
+pub(super) fn encrypted_workbook(place: &str) -> DecodeError {
+    DecodeError::NotASpreadsheet(format!(
+        "the workbook is encrypted (password-protected); save it without a password{place}"
+    ))
 }
 
 /// The table of a workbook: where its rows are and how they map.
@@ -281,8 +296,35 @@ mod tests {
     use rust_xlsxwriter::Workbook;
 
     use super::*;
-    use crate::decode::Limits;
     use crate::decode::test_support::*;
+
+    #[test]
+    fn the_messages_every_workbook_format_shares() {
+        let limits = Limits {
+            max_columns: 20,
+            ..Limits::default()
+        };
+        assert!(matches!(
+            header_too_wide("Plan1", &limits),
+            DecodeError::LimitExceeded(m) if m == "the header row of sheet `Plan1` spans more \
+                than the 20-column limit (XLPORT_MAX_COLUMNS)"
+        ));
+        assert!(matches!(
+            limits.too_wide(format_args!("the header at line 3 has 38 columns,")),
+            DecodeError::LimitExceeded(m) if m == "the header at line 3 has 38 columns, more \
+                than the 20-column limit (XLPORT_MAX_COLUMNS)"
+        ));
+        assert!(matches!(
+            encrypted_workbook(""),
+            DecodeError::NotASpreadsheet(m) if m == "the workbook is encrypted \
+                (password-protected); save it without a password"
+        ));
+        assert!(matches!(
+            encrypted_workbook(" (sheet `Plan1`)"),
+            DecodeError::NotASpreadsheet(m) if m == "the workbook is encrypted \
+                (password-protected); save it without a password (sheet `Plan1`)"
+        ));
+    }
 
     #[test]
     fn xlsx_second_sheet_chosen_when_the_first_lacks_the_header() {

@@ -176,11 +176,9 @@ pub(super) fn open_text(
         None => (FileFormat::Whitespace, whitespace_headers(dataset, &header)),
     };
     if headers.len() > limits.max_columns {
-        return Err(DecodeError::LimitExceeded(format!(
-            "the header at line {line_no} has {} columns, more than the {}-column limit \
-             (XLPORT_MAX_COLUMNS)",
-            headers.len(),
-            limits.max_columns
+        return Err(limits.too_wide(format_args!(
+            "the header at line {line_no} has {} columns,",
+            headers.len()
         )));
     }
     let mapping = match map_headers(dataset, &headers, field_number) {

@@ -8,7 +8,10 @@ use std::path::Path;
 
 use calamine::{Data, Range, Reader};
 
-use super::sheet::{HeaderCells, Table, data_cell, emit_sheet_row, find_table, worksheet_names};
+use super::sheet::{
+    HeaderCells, Table, data_cell, emit_sheet_row, encrypted_workbook, find_table, header_too_wide,
+    worksheet_names,
+};
 use super::{DecodeError, Emitter, FileFormat, Limits, Source};
 use crate::cells::Cell;
 use crate::dataset::Dataset;
@@ -85,11 +88,7 @@ fn whole_header(
             })
             .collect();
         if headers.iter().any(|(c, _)| *c >= limits.max_columns) {
-            return Err(DecodeError::LimitExceeded(format!(
-                "the header row of sheet `{sheet}` spans more than the {}-column limit \
-                 (XLPORT_MAX_COLUMNS)",
-                limits.max_columns
-            )));
+            return Err(header_too_wide(sheet, limits));
         }
         if !headers.is_empty() {
             return Ok(Some((first_row + i as u32, headers)));
@@ -138,9 +137,7 @@ fn whole_error(e: calamine::Error, format: FileFormat, sheet: Option<&str>) -> D
     match e {
         Error::Xls(XlsError::Password)
         | Error::Xlsb(XlsbError::Password)
-        | Error::Ods(OdsError::Password) => DecodeError::NotASpreadsheet(format!(
-            "the workbook is encrypted (password-protected); save it without a password{place}"
-        )),
+        | Error::Ods(OdsError::Password) => encrypted_workbook(&place),
         // An OLE2 file that holds no Excel 97-2003 workbook: Office wraps an
         // encrypted .xlsx in one.
         Error::Xls(XlsError::Cfb(_)) if format == FileFormat::Xls => DecodeError::NotASpreadsheet(

@@ -11,9 +11,11 @@ use std::path::Path;
 
 use calamine::{DataRef, Reader, Xlsx, XlsxCellReader, XlsxError};
 
-use super::header::Mapping;
-use super::sheet::{HeaderCells, Table, emit_sheet_row, find_table, to_cell, worksheet_names};
-use super::{DecodeError, Emitter, FileFormat, FileInfo, Limits, Source};
+use super::sheet::{
+    HeaderCells, Table, emit_sheet_row, encrypted_workbook, find_table, header_too_wide, to_cell,
+    worksheet_names,
+};
+use super::{DecodeError, Emitter, FileFormat, Limits, Source};
 use crate::cells::Cell;
 use crate::dataset::Dataset;
 
@@ -21,12 +23,7 @@ type Workbook = Xlsx<BufReader<File>>;
 
 pub(super) struct XlsxSource {
     workbook: Workbook,
-    pub(super) info: FileInfo,
-    /// The sheets read, in workbook order: the first whose header holds
-    /// every dataset column, then its continuation sheets; each with the
-    /// 0-based row index of its header.
-    sheets: Vec<(String, u32)>,
-    mapping: Mapping,
+    pub(super) table: Table,
 }
 
 /// Everything calamine reads and keeps in memory (the shared strings, the
@@ -46,16 +43,7 @@ pub(super) fn open_xlsx(
     })?;
     Ok(match table {
         Err(nothing) => Source::Nothing(nothing),
-        Ok(Table {
-            info,
-            sheets,
-            mapping,
-        }) => Source::Xlsx(Box::new(XlsxSource {
-            workbook,
-            info,
-            sheets,
-            mapping,
-        })),
+        Ok(table) => Source::Xlsx(Box::new(XlsxSource { workbook, table })),
     })
 }
 
@@ -91,11 +79,7 @@ fn read_xlsx_header(
             return Ok(None);
         };
         if too_wide.is_some() {
-            return Err(DecodeError::LimitExceeded(format!(
-                "the header row of sheet `{sheet}` spans more than the {}-column limit \
-                 (XLPORT_MAX_COLUMNS)",
-                limits.max_columns
-            )));
+            return Err(header_too_wide(sheet, limits));
         }
         if !headers.is_empty() {
             return Ok(Some((index, headers)));
@@ -108,7 +92,7 @@ pub(super) fn stream_xlsx(
     emitter: &mut Emitter<'_>,
 ) -> Result<(), DecodeError> {
     let mut source = *source;
-    let sheets = std::mem::take(&mut source.sheets);
+    let sheets = std::mem::take(&mut source.table.sheets);
     for (sheet, header_index) in &sheets {
         stream_sheet(&mut source, sheet, *header_index, emitter)?;
     }
@@ -127,7 +111,7 @@ fn stream_sheet(
         .worksheet_cells_reader(sheet)
         .map_err(|e| xlsx_error(e, Some(sheet)))?;
     let mut rows = SheetRows::new(reader, sheet);
-    let mapping = &source.mapping;
+    let mapping = &source.table.mapping;
     // Every cell of the row, up to its last: the report keeps cells beyond
     // the header too.
     let mut values: Vec<DataRef<'_>> = Vec::new();
@@ -216,9 +200,7 @@ impl<'a, 's> SheetRows<'a, 's> {
 fn xlsx_error(e: XlsxError, sheet: Option<&str>) -> DecodeError {
     let place = sheet.map_or_else(String::new, |s| format!(" (sheet `{s}`)"));
     match e {
-        XlsxError::Password => DecodeError::NotASpreadsheet(
-            "the workbook is encrypted (password-protected); save it without a password".to_owned(),
-        ),
+        XlsxError::Password => encrypted_workbook(""),
         XlsxError::Zip(z) => DecodeError::Corrupt(format!(
             "the file is truncated or not a valid .xlsx: {z}{place}"
         )),

@@ -1,7 +1,9 @@
 //! Postgres `COPY ... TO STDOUT` text format (PostgreSQL documentation,
 //! COPY, "Text Format") read back: one line into its fields, backslash
 //! escapes undone, `\N` as SQL NULL. `crate::cells` writes the same format
-//! for imports.
+//! for imports; the escapes of both are `crate::copy_format`'s.
+
+use crate::copy_format;
 
 /// Splits one line of `COPY ... TO STDOUT` text format (without its newline)
 /// into fields, undoing the backslash escapes; `None` is SQL NULL (`\N`).
@@ -15,7 +17,7 @@ pub fn split_copy_line<'a>(line: &'a str, out: &mut Vec<Option<std::borrow::Cow<
         return;
     }
     for raw in line.split('\t') {
-        if raw == "\\N" {
+        if raw == copy_format::NULL {
             out.push(None);
         } else if !raw.contains('\\') {
             out.push(Some(Cow::Borrowed(raw)));
@@ -28,13 +30,7 @@ pub fn split_copy_line<'a>(line: &'a str, out: &mut Vec<Option<std::borrow::Cow<
                     continue;
                 }
                 match chars.next() {
-                    Some('t') => s.push('\t'),
-                    Some('n') => s.push('\n'),
-                    Some('r') => s.push('\r'),
-                    Some('b') => s.push('\u{8}'),
-                    Some('f') => s.push('\u{c}'),
-                    Some('v') => s.push('\u{b}'),
-                    Some(other) => s.push(other),
+                    Some(letter) => s.push(copy_format::unescape(letter)),
                     None => s.push('\\'),
                 }
             }

@@ -6,6 +6,7 @@ use std::io::Write;
 
 use super::mask::{mask_cnpj, mask_cpf};
 use super::{ExportError, out_columns};
+use crate::cells::iso_date_fields;
 use crate::dataset::{ColumnType, Dataset};
 use xlport_contract::{CsvDialectName, one_of};
 
@@ -93,11 +94,11 @@ impl CsvDialect {
 
     /// A Postgres date (`2013-05-22`) in this dialect.
     fn date<'v>(&self, v: &'v str) -> std::borrow::Cow<'v, str> {
-        let b = v.as_bytes();
-        if self.day_month_year && b.len() == 10 && b[4] == b'-' && b[7] == b'-' {
-            std::borrow::Cow::Owned(format!("{}/{}/{}", &v[8..10], &v[5..7], &v[0..4]))
-        } else {
-            std::borrow::Cow::Borrowed(v)
+        match iso_date_fields(v) {
+            Some((year, month, day)) if self.day_month_year => {
+                std::borrow::Cow::Owned(format!("{day}/{month}/{year}"))
+            }
+            _ => std::borrow::Cow::Borrowed(v),
         }
     }
 }

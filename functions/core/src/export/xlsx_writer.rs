@@ -10,6 +10,7 @@ use rust_xlsxwriter::{ExcelDateTime, Format, FormatAlign, Workbook};
 
 use super::mask::{MASK_GROWTH, mask_cnpj, mask_cpf};
 use super::{ExportError, MAX_DATA_ROWS_PER_SHEET, OutColumn, out_columns};
+use crate::cells::iso_date_fields;
 use crate::dataset::{ColumnType, Dataset};
 use crate::xlsx::{
     MAX_SHEET_XML_BYTES, NUMBER_CELL_XML_BOUND, ROW_XML_BOUND, SheetXmlBudget,
@@ -18,12 +19,9 @@ use crate::xlsx::{
 
 /// A `YYYY-MM-DD` text as an Excel date.
 fn iso_date(s: &str) -> Option<ExcelDateTime> {
-    let b = s.as_bytes();
-    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
-        return None;
-    }
-    let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<u16>().ok();
-    ExcelDateTime::from_ymd(num(0..4)?, num(5..7)? as u8, num(8..10)? as u8).ok()
+    let (year, month, day) = iso_date_fields(s)?;
+    let num = |field: &str| field.parse::<u16>().ok();
+    ExcelDateTime::from_ymd(num(year)?, num(month)? as u8, num(day)? as u8).ok()
 }
 
 /// Streams rows into a workbook of constant-memory worksheets.
