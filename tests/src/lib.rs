@@ -439,6 +439,14 @@ pub async fn with_private_queue(
     } else {
         config.imports_queue_url = url.clone();
     }
+    // The queue finds a record's queue URL among the configured ones.
+    deps.queue = xlport_adapters::sqs::SqsQueue::new(
+        deps.queue.client.clone(),
+        vec![
+            config.imports_queue_url.clone(),
+            config.exports_queue_url.clone(),
+        ],
+    );
     deps.config = std::sync::Arc::new(config);
     (name, url)
 }
