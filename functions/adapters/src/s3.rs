@@ -18,6 +18,25 @@ fn other(e: impl std::error::Error + 'static) -> StoreError {
     StoreError::Other(error_chain(&e))
 }
 
+/// A call on a multipart upload that failed: [`StoreError::NotFound`] when
+/// the upload is gone (completed or aborted: S3 answers 404
+/// `NoSuchUpload`), [`StoreError::Other`] otherwise.
+fn upload_error<E>(
+    e: aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
+    key: &str,
+) -> StoreError
+where
+    E: aws_sdk_s3::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    let gone = e.as_service_error().and_then(|s| s.code()) == Some("NoSuchUpload")
+        || e.raw_response().is_some_and(|r| r.status().as_u16() == 404);
+    if gone {
+        StoreError::NotFound(format!("multipart upload of {key}"))
+    } else {
+        other(e)
+    }
+}
+
 fn presign_config(expires: Duration) -> Result<PresigningConfig, StoreError> {
     PresigningConfig::expires_in(expires).map_err(other)
 }
@@ -204,13 +223,7 @@ impl ObjectStore for S3Store {
                 .set_part_number_marker(marker.clone())
                 .send()
                 .await
-                .map_err(|e| {
-                    if e.raw_response().is_some_and(|r| r.status().as_u16() == 404) {
-                        StoreError::NotFound(format!("multipart upload of {key}"))
-                    } else {
-                        other(e)
-                    }
-                })?;
+                .map_err(|e| upload_error(e, key))?;
             for p in page.parts() {
                 out.push(UploadedPart {
                     part_number: p.part_number().unwrap_or(0),
@@ -293,15 +306,7 @@ impl ObjectStore for S3Store {
             .body(body.into())
             .send()
             .await
-            .map_err(|e| {
-                if e.as_service_error()
-                    .is_some_and(|s| s.meta().code() == Some("NoSuchUpload"))
-                {
-                    StoreError::NotFound(format!("multipart upload of {key}"))
-                } else {
-                    other(e)
-                }
-            })?;
+            .map_err(|e| upload_error(e, key))?;
         Ok(out
             .e_tag()
             .unwrap_or_default()

@@ -75,6 +75,37 @@ where
 #[error("{0}")]
 pub struct DeadLetter(pub String);
 
+impl DeadLetter {
+    /// A record whose body is not `what` (a message xlport does not send):
+    /// why, and the body's start (200 characters), for the operator.
+    pub fn unreadable(what: &str, error: impl std::fmt::Display, body: &str) -> anyhow::Error {
+        anyhow::anyhow!(DeadLetter(format!(
+            "not {what} ({error}): {}",
+            xlport_core::job::clip(body, 200)
+        )))
+    }
+}
+
+/// A worker function's `main`: telemetry, its deps from the environment
+/// (built once per cold start), then every SQS batch the Lambda runtime
+/// hands over through `handle`, whose answer is the batch's partial
+/// response (`ReportBatchItemFailures`).
+pub async fn serve_sqs<F>(handle: F) -> Result<(), lambda_runtime::Error>
+where
+    F: Fn(Deps, SqsEvent) -> futures::future::BoxFuture<'static, SqsBatchResponse>,
+{
+    crate::telemetry::init();
+    let deps = Deps::from_env().await?;
+    let handle = &handle;
+    lambda_runtime::run(lambda_runtime::service_fn(
+        move |event: lambda_runtime::LambdaEvent<SqsEvent>| {
+            let batch = handle(deps.clone(), event.payload);
+            async move { Ok::<_, lambda_runtime::Error>(batch.await) }
+        },
+    ))
+    .await
+}
+
 /// A failure to try again after `after` (the job was handed back to the queue).
 #[derive(Debug, thiserror::Error)]
 #[error("{reason}")]

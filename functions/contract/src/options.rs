@@ -10,7 +10,9 @@ use crate::names::{ConflictPolicy, CsvDialectName};
 /// An import's options (from `POST /imports`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ImportOptions {
-    /// What to do with a row whose key is already there.
+    /// What to do with a row whose key is already there (`upsert` when a
+    /// stored job does not say).
+    #[serde(default)]
     pub conflict_policy: ConflictPolicy,
     /// Validate and count everything, write nothing to the table.
     #[serde(default)]
@@ -24,6 +26,7 @@ pub struct ExportOptions {
     /// dataset's `filterable` columns and validity flags, each `true`/`false`
     /// or, for a date, `{"from"?: "YYYY-MM-DD", "to"?: "YYYY-MM-DD"}`.
     #[schema(value_type = Object, nullable)]
+    #[serde(default)]
     pub filter: Value,
     /// The CSV options; only on a `csv` export that asked for them.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -23,6 +23,7 @@ use xlport_adapters::s3::attachment_disposition;
 use xlport_adapters::worker::{
     DeadLetter, Finished, Progress, ScratchDir, each_record, run_job, spawn_heartbeat,
 };
+use xlport_contract::ExportOptions;
 use xlport_core::Dataset;
 use xlport_core::export::{
     CsvDialect, CsvExport, ExportFormat, XlsxExport, parse_filter, split_copy_line,
@@ -51,12 +52,8 @@ pub async fn handle_batch<P: Ports>(deps: &Deps<P>, event: SqsEvent) -> SqsBatch
 
 async fn handle_record<P: Ports>(deps: &Deps<P>, record: &SqsMessage) -> anyhow::Result<()> {
     let body = record.body.as_deref().unwrap_or_default();
-    let request: ExportRequested = serde_json::from_str(body).map_err(|e| {
-        anyhow!(DeadLetter(format!(
-            "not an export request ({e}): {}",
-            xlport_core::job::clip(body, 200)
-        )))
-    })?;
+    let request: ExportRequested = serde_json::from_str(body)
+        .map_err(|e| DeadLetter::unreadable("an export request", e, body))?;
     run_job(
         &deps.jobs,
         request.job_id,
@@ -82,15 +79,19 @@ async fn run_export<P: Ports>(deps: &Deps<P>, job: &Job, worker: &str) -> anyhow
         .get(&job.dataset)
         .ok_or_else(|| Permanent(format!("dataset `{}` is not configured", job.dataset)))?
         .clone();
-    let format: ExportFormat =
-        serde_json::from_value(json!(job.format.as_deref().unwrap_or("xlsx")))
-            .map_err(|_| Permanent(format!("unknown export format {:?}", job.format)))?;
-    let conditions = parse_filter(&dataset, job.options.get("filter").unwrap_or(&json!(null)))
-        .map_err(|e| Permanent(e.to_string()))?;
-    let dialect = match job.options.pointer("/csv/dialect").and_then(|d| d.as_str()) {
-        Some(name) => CsvDialect::named(name).map_err(Permanent)?,
-        None => CsvDialect::default_dialect(),
+    let format = match job.format.as_deref() {
+        None => ExportFormat::Xlsx,
+        Some(name) => ExportFormat::parse(name)
+            .ok_or_else(|| Permanent(format!("unknown export format {name:?}")))?,
     };
+    // The options as the api stored them (docs/api.md, "The job").
+    let options: ExportOptions = serde_json::from_value(job.options.clone())
+        .map_err(|e| Permanent(format!("the export's options cannot be read: {e}")))?;
+    let conditions =
+        parse_filter(&dataset, &options.filter).map_err(|e| Permanent(e.to_string()))?;
+    let dialect = options.csv.map_or(CsvDialect::default_dialect(), |csv| {
+        CsvDialect::of(csv.dialect)
+    });
     let filename = job
         .filename
         .clone()

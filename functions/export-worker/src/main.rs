@@ -1,13 +1,9 @@
-use aws_lambda_events::event::sqs::SqsEvent;
-use lambda_runtime::{Error, LambdaEvent, service_fn};
+//! The export function: SQS batches in, through [`export_worker::handle_batch`].
 
 #[tokio::main]
-async fn main() -> Result<(), Error> {
-    xlport_adapters::telemetry::init();
-    let deps = xlport_adapters::Deps::from_env().await?;
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
-        let deps = deps.clone();
-        async move { Ok::<_, Error>(export_worker::handle_batch(&deps, event.payload).await) }
-    }))
+async fn main() -> Result<(), lambda_runtime::Error> {
+    xlport_adapters::worker::serve_sqs(|deps, event| {
+        Box::pin(async move { export_worker::handle_batch(&deps, event).await })
+    })
     .await
 }

@@ -21,6 +21,7 @@ use xlport_adapters::Deps;
 use xlport_adapters::worker::{
     DeadLetter, Finished, Progress, ScratchDir, each_record, run_job, spawn_heartbeat,
 };
+use xlport_contract::ImportOptions;
 use xlport_core::JobState;
 use xlport_core::decode::{self, DecodeError, Limits};
 use xlport_core::import::{ConflictPolicy, ImportCounts, Part, PartBuilder};
@@ -44,12 +45,8 @@ pub async fn handle_batch<P: Ports>(deps: &Deps<P>, event: SqsEvent) -> SqsBatch
 
 async fn handle_record<P: Ports>(deps: &Deps<P>, record: &SqsMessage) -> anyhow::Result<()> {
     let body = record.body.as_deref().unwrap_or_default();
-    let notification = parse_import_notification(body).map_err(|e| {
-        anyhow!(DeadLetter(format!(
-            "not an S3 event ({e}): {}",
-            xlport_core::job::clip(body, 200)
-        )))
-    })?;
+    let notification = parse_import_notification(body)
+        .map_err(|e| DeadLetter::unreadable("an S3 event", e, body))?;
     match notification {
         ImportNotification::TestEvent => {
             tracing::info!("ignoring s3:TestEvent");
@@ -175,17 +172,12 @@ async fn run_import<P: Ports>(deps: &Deps<P>, job: &Job, worker: &str) -> anyhow
         .get(&job.dataset)
         .ok_or_else(|| Permanent(format!("dataset `{}` is not configured", job.dataset)))?
         .clone();
-    let policy = job
-        .options
-        .get("conflict_policy")
-        .and_then(|v| v.as_str())
-        .map_or(Some(ConflictPolicy::Upsert), ConflictPolicy::parse)
-        .ok_or_else(|| Permanent("unknown conflict policy".into()))?;
-    let dry_run = job
-        .options
-        .get("dry_run")
-        .and_then(|v| v.as_bool())
-        .unwrap_or(false);
+    // The options as the api stored them (docs/api.md, "The job").
+    let ImportOptions {
+        conflict_policy: policy,
+        dry_run,
+    } = serde_json::from_value(job.options.clone())
+        .map_err(|e| Permanent(format!("the import's options cannot be read: {e}")))?;
     let key = job
         .object_key
         .clone()

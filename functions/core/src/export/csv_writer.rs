@@ -79,6 +79,15 @@ impl CsvDialect {
     }
 
     /// The default dialect (today's RFC 4180 export).
+    /// The dialect of the API's name `name` (the table has one entry per
+    /// name: tested below).
+    pub fn of(name: CsvDialectName) -> &'static CsvDialect {
+        CSV_DIALECTS
+            .iter()
+            .find(|d| d.name == name)
+            .unwrap_or(&CSV_DIALECTS[0])
+    }
+
     pub fn default_dialect() -> &'static CsvDialect {
         &CSV_DIALECTS[0]
     }
