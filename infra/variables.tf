@@ -440,8 +440,8 @@ variable "db_max_connections_per_instance" {
   default     = 2
 
   validation {
-    condition     = var.db_max_connections_per_instance >= 1 && var.db_max_connections_per_instance <= 20
-    error_message = "db_max_connections_per_instance must be between 1 and 20."
+    condition     = var.db_max_connections_per_instance >= 2 && var.db_max_connections_per_instance <= 20
+    error_message = "db_max_connections_per_instance must be between 2 and 20: a dry-run import holds one connection for its rolled-back merge and takes a second for each part's record."
   }
 }
 

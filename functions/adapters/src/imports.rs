@@ -302,11 +302,33 @@ type DryPart = (
     tokio::sync::oneshot::Sender<(Part, Result<(ImportCounts, Vec<RejectedRow>), TableError>)>,
 );
 
-/// A dry run's merging task, and where its parts go.
-type DryRun = (
-    tokio::sync::mpsc::Sender<DryPart>,
-    tokio::task::JoinHandle<Result<(), TableError>>,
-);
+/// A dry run's merging task, and where its parts go. Dropped (the import
+/// failed, or its future was dropped), it aborts the task: the task's
+/// connection is then closed, which rolls its transaction back, rather than
+/// left open with uncommitted keys that would block real imports of them.
+struct DryRun {
+    parts: tokio::sync::mpsc::Sender<DryPart>,
+    task: tokio::task::JoinHandle<Result<(), TableError>>,
+}
+
+impl Drop for DryRun {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl DryRun {
+    /// Stops taking parts and waits for the task: its own error (no
+    /// connection, a failed `BEGIN` or rollback, a panic), if it had one.
+    async fn end(mut self) -> Result<(), TableError> {
+        let (parts, _) = tokio::sync::mpsc::channel(1);
+        drop(std::mem::replace(&mut self.parts, parts));
+        match (&mut self.task).await {
+            Ok(ended) => ended,
+            Err(e) => Err(TableError::Unavailable(format!("the dry run's task: {e}"))),
+        }
+    }
+}
 
 /// One import's loading into Postgres (see [`ImportTarget`]).
 pub struct PgSession<'a> {
@@ -365,7 +387,7 @@ impl ImportTarget for PgStore {
                 spec.policy,
                 rx,
             ));
-            (tx, task)
+            DryRun { parts: tx, task }
         });
         Ok(PgSession {
             store: self,
@@ -471,12 +493,25 @@ impl ImportSession for PgSession<'_> {
             .map_err(db)?;
         let mut tx = conn.begin().await.map_err(db)?;
         let (part, (counts, duplicates)) = match &self.dry {
-            Some((parts, _)) => {
+            Some(dry) => {
                 let (reply, outcome) = tokio::sync::oneshot::channel();
-                let stopped = || TableError::Unavailable("the dry run's merge stopped".into());
-                parts.send((part, reply)).await.map_err(|_| stopped())?;
-                let (part, merged) = outcome.await.map_err(|_| stopped())?;
-                (part, merged?)
+                let handed = match dry.parts.send((part, reply)).await {
+                    Ok(()) => outcome.await.ok(),
+                    Err(_) => None,
+                };
+                match handed {
+                    Some((part, merged)) => (part, merged?),
+                    // The task stopped on its own: its error says why.
+                    None => {
+                        let ended = match self.dry.take() {
+                            Some(dry) => dry.end().await,
+                            None => Ok(()),
+                        };
+                        return Err(ended.err().unwrap_or_else(|| {
+                            TableError::Unavailable("the dry run's merge stopped".into())
+                        }));
+                    }
+                }
             }
             None => {
                 let merged = merge_part(
@@ -514,12 +549,10 @@ impl ImportSession for PgSession<'_> {
         &self.spec.totals
     }
 
-    async fn finish(self) -> Result<(), TableError> {
-        if let Some((parts, task)) = self.dry {
-            drop(parts);
-            task.await
-                .map_err(|e| TableError::Unavailable(format!("the dry run's task: {e}")))??;
+    async fn finish(mut self) -> Result<(), TableError> {
+        match self.dry.take() {
+            Some(dry) => dry.end().await,
+            None => Ok(()),
         }
-        Ok(())
     }
 }

@@ -51,6 +51,8 @@ impl<O: ObjectStore + Clone + 'static> MultipartUpload<O> {
                 .await
             {
                 Ok(etag) => return Ok((number, etag)),
+                // The upload is gone (aborted, completed): no retry brings it back.
+                Err(e @ StoreError::NotFound(_)) => return Err(e),
                 Err(e) if attempt < 4 => {
                     tracing::warn!(part = number, attempt, error = %e, "part upload failed; retrying");
                     tokio::time::sleep(Duration::from_millis(200 * (1 << attempt))).await;

@@ -278,12 +278,18 @@ async fn load<P: Ports>(
             .map_err(decode_failure)?
     };
     deps.jobs.add_warnings(job.id, &info.warnings).await?;
-    deps.tables.set_source_header(job.id, &info.header).await?;
+    deps.tables
+        .set_source_header(job.id, &info.header)
+        .await
+        .map_err(table_failure)?;
     let inspected_warnings = info.warnings;
 
     // A dry run's data was rolled back with its attempt: start over.
     let (start_parts, start_rows, totals) = if dry_run && job.parts_done > 0 {
-        deps.tables.reset_progress(job.id, worker).await?;
+        deps.tables
+            .reset_progress(job.id, worker)
+            .await
+            .map_err(table_failure)?;
         (0, 0, ImportCounts::default())
     } else {
         (

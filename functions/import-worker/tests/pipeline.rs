@@ -357,3 +357,25 @@ async fn when_the_tables_are_down_the_job_waits_for_a_retry() {
     assert_eq!(job(&deps, id).await.state, JobState::Succeeded);
     let _ = deps.objects.head(&key).await.unwrap();
 }
+
+/// A value Postgres refuses as a data exception (SQLSTATE class 22) fails
+/// the same way on every retry: the job fails at once, as an export's does
+/// (one rule for both workers, `xlport_core::lifecycle`).
+#[tokio::test]
+async fn a_data_exception_fails_the_import_at_once_with_its_reason() {
+    let deps = testing::deps(&[("XLPORT_IMPORT_PART_ROWS", "2")]);
+    deps.tables.fail_part_once_with(
+        2,
+        xlport_core::ports::TableError::Data("value out of range for type numeric".into()),
+    );
+    let (id, failed) = import(&deps, csv(5).as_bytes(), "x.csv", upsert()).await;
+    assert_eq!(failed, 1, "dead-lettered");
+    let done = job(&deps, id).await;
+    assert_eq!(done.state, JobState::Failed);
+    assert_eq!(done.attempts, 1);
+    assert_eq!(
+        done.error.as_deref(),
+        Some("Postgres refused the file's values: value out of range for type numeric")
+    );
+    assert_eq!(deps.queue.retries()[0].1, Duration::ZERO);
+}

@@ -38,8 +38,8 @@ pub struct MemoryTables {
 /// Faults a test arms; each fires once.
 #[derive(Default)]
 struct Faults {
-    /// Loading this part fails as an outage would, before anything of it lands.
-    fail_part: Option<u32>,
+    /// Loading this part fails with this error, before anything of it lands.
+    fail_part: Option<(u32, TableError)>,
     /// Before this part loads, this worker takes the job over (the running
     /// worker's lease lapsed).
     take_over_at_part: Option<(u32, String)>,
@@ -61,7 +61,18 @@ impl MemoryTables {
     /// Loading part `part` fails once, as a lost connection would: nothing
     /// of it lands, and the worker's next attempt resumes before it.
     pub fn fail_part_once(&self, part: u32) {
-        lock(&self.faults).fail_part = Some(part);
+        self.fail_part_once_with(
+            part,
+            TableError::Unavailable(format!(
+                "connection lost loading part {part} (a test's fault)"
+            )),
+        );
+    }
+
+    /// Loading part `part` fails once with `error` (a data exception, say),
+    /// before anything of it lands.
+    pub fn fail_part_once_with(&self, part: u32, error: TableError) {
+        lock(&self.faults).fail_part = Some((part, error));
     }
 
     /// Just before part `part` loads, `worker` takes the job over, as after
@@ -344,24 +355,18 @@ impl MemorySession<'_> {
 impl ImportSession for MemorySession<'_> {
     async fn load_part(&mut self, part: Part) -> Result<ImportCounts, TableError> {
         self.tables.available()?;
-        let (fail, take_over) = {
+        let take_over = {
             let mut faults = lock(&self.tables.faults);
-            let fail = faults.fail_part == Some(part.number);
-            if fail {
-                faults.fail_part = None;
+            if matches!(&faults.fail_part, Some((n, _)) if *n == part.number)
+                && let Some((_, error)) = faults.fail_part.take()
+            {
+                return Err(error);
             }
-            let take_over = match &faults.take_over_at_part {
+            match &faults.take_over_at_part {
                 Some((n, _)) if *n == part.number => faults.take_over_at_part.take(),
                 _ => None,
-            };
-            (fail, take_over)
+            }
         };
-        if fail {
-            return Err(TableError::Unavailable(format!(
-                "connection lost loading part {} (a test's fault)",
-                part.number
-            )));
-        }
         // Both locks for the whole part, jobs first: the part's rows and its
         // record land together or not at all, as in one transaction.
         let mut jobs = self.tables.jobs.up().map_err(unavailable)?;
