@@ -203,48 +203,191 @@ fn extra_ids(extra: &[u8]) -> Result<Vec<u16>, String> {
 /// Returns the entries' names and a few facts; the error says what is wrong
 /// and where.
 pub fn check_conventional_zip(bytes: &[u8]) -> Result<ZipSummary, String> {
-    const EOCD_LEN: usize = 22;
-    if bytes.len() < EOCD_LEN {
-        return Err(format!("{} bytes is too short for a zip", bytes.len()));
-    }
-    let eocd = bytes.len() - EOCD_LEN;
-    // xlport writes no archive comment, so the record is the last 22 bytes.
-    if u32_at(bytes, eocd)? != EOCD_SIG {
-        return Err("no end of central directory record in the last 22 bytes".into());
-    }
-    if u16_at(bytes, eocd + 20)? != 0 {
-        return Err("the archive has a comment".into());
-    }
-    let (disk, cd_disk) = (u16_at(bytes, eocd + 4)?, u16_at(bytes, eocd + 6)?);
-    let (on_disk, total) = (u16_at(bytes, eocd + 8)?, u16_at(bytes, eocd + 10)?);
-    let cd_size = u32_at(bytes, eocd + 12)?;
-    let cd_offset = u32_at(bytes, eocd + 16)?;
-    if disk != 0 || cd_disk != 0 || on_disk != total {
-        return Err(format!(
-            "a multi-disk end of central directory: disk {disk}, {on_disk} of {total} entries"
-        ));
-    }
-    if total == 0xFFFF || cd_size == 0xFFFF_FFFF || cd_offset == 0xFFFF_FFFF {
-        return Err("Zip64 placeholders in the end of central directory record".into());
-    }
-    if eocd >= 20 && u32_at(bytes, eocd - 20)? == ZIP64_LOCATOR_SIG {
-        return Err("a Zip64 end of central directory locator".into());
-    }
-    let (cd_start, cd_end) = (cd_offset as usize, cd_offset as usize + cd_size as usize);
-    if cd_end != eocd {
-        return Err(format!(
-            "the central directory ({cd_start}..{cd_end}) does not end where the end record starts ({eocd})"
-        ));
-    }
-
+    let directory = CentralDirectory::find(bytes)?;
     let mut summary = ZipSummary {
         names: Vec::new(),
         with_data_descriptor: 0,
         largest_uncompressed: 0,
     };
-    let mut at = cd_start;
-    let mut expected_local = 0usize;
-    for index in 0..total {
+    let mut at = directory.start;
+    let mut entry_end = 0usize;
+    for index in 0..directory.entries {
+        let central = CentralHeader::read(bytes, at, index)?;
+        central.check()?;
+        entry_end = check_local_header(bytes, &central, entry_end)?;
+        if central.fields.has_data_descriptor() {
+            summary.with_data_descriptor += 1;
+        }
+        let uncompressed = u64::from(central.fields.uncompressed);
+        summary.largest_uncompressed = summary.largest_uncompressed.max(uncompressed);
+        at = central.next;
+        summary.names.push(central.name);
+    }
+    if at != directory.end {
+        return Err(format!(
+            "the central directory holds {} bytes after its {} entries",
+            directory.end - at,
+            directory.entries
+        ));
+    }
+    if entry_end != directory.start {
+        return Err(format!(
+            "the last entry ends at {entry_end}, the central directory starts at {}",
+            directory.start
+        ));
+    }
+    check_inflates(bytes)?;
+    Ok(summary)
+}
+
+/// Where the central directory (APPNOTE.TXT 4.3.12) lies, and how many
+/// entries it holds, as the end of central directory record tells.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct CentralDirectory {
+    /// Offset of its first file header.
+    start: usize,
+    /// Offset just past it: where the end of central directory record starts.
+    end: usize,
+    /// Its number of entries.
+    entries: u16,
+}
+
+impl CentralDirectory {
+    /// Reads the end of central directory record (APPNOTE.TXT 4.3.16), the
+    /// last 22 bytes since xlport writes no archive comment, and checks it:
+    /// one disk, no 0xFFFF/0xFFFFFFFF Zip64 placeholder, no Zip64 end of
+    /// central directory locator (4.3.15) before it, and the central
+    /// directory ending where the record starts.
+    fn find(bytes: &[u8]) -> Result<Self, String> {
+        const EOCD_LEN: usize = 22;
+        if bytes.len() < EOCD_LEN {
+            return Err(format!("{} bytes is too short for a zip", bytes.len()));
+        }
+        let eocd = bytes.len() - EOCD_LEN;
+        if u32_at(bytes, eocd)? != EOCD_SIG {
+            return Err("no end of central directory record in the last 22 bytes".into());
+        }
+        if u16_at(bytes, eocd + 20)? != 0 {
+            return Err("the archive has a comment".into());
+        }
+        let (disk, cd_disk) = (u16_at(bytes, eocd + 4)?, u16_at(bytes, eocd + 6)?);
+        let (on_disk, total) = (u16_at(bytes, eocd + 8)?, u16_at(bytes, eocd + 10)?);
+        let cd_size = u32_at(bytes, eocd + 12)?;
+        let cd_offset = u32_at(bytes, eocd + 16)?;
+        if disk != 0 || cd_disk != 0 || on_disk != total {
+            return Err(format!(
+                "a multi-disk end of central directory: disk {disk}, {on_disk} of {total} entries"
+            ));
+        }
+        if total == 0xFFFF || cd_size == 0xFFFF_FFFF || cd_offset == 0xFFFF_FFFF {
+            return Err("Zip64 placeholders in the end of central directory record".into());
+        }
+        if eocd >= 20 && u32_at(bytes, eocd - 20)? == ZIP64_LOCATOR_SIG {
+            return Err("a Zip64 end of central directory locator".into());
+        }
+        let (start, end) = (cd_offset as usize, cd_offset as usize + cd_size as usize);
+        if end != eocd {
+            return Err(format!(
+                "the central directory ({start}..{end}) does not end where the end record starts ({eocd})"
+            ));
+        }
+        Ok(CentralDirectory {
+            start,
+            end,
+            entries: total,
+        })
+    }
+}
+
+/// The fields a local file header (APPNOTE.TXT 4.3.7) and a central
+/// directory file header (4.3.12) share, laid out alike from the version
+/// needed to extract on (the time and date between are not read).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct HeaderFields {
+    /// Version needed to extract (4.4.3), as major * 10 + minor.
+    needed: u16,
+    /// General purpose bit flag (4.4.4).
+    flags: u16,
+    /// Compression method (4.4.5).
+    method: u16,
+    /// CRC-32 (4.4.7).
+    crc: u32,
+    /// Compressed size (4.4.8).
+    compressed: u32,
+    /// Uncompressed size (4.4.9).
+    uncompressed: u32,
+}
+
+impl HeaderFields {
+    /// Reads the fields of a header whose version needed to extract is at
+    /// `at`: byte 4 of a local file header (APPNOTE.TXT 4.3.7), byte 6 of a
+    /// central directory file header (4.3.12).
+    fn read(bytes: &[u8], at: usize) -> Result<Self, String> {
+        Ok(HeaderFields {
+            needed: u16_at(bytes, at)?,
+            flags: u16_at(bytes, at + 2)?,
+            method: u16_at(bytes, at + 4)?,
+            crc: u32_at(bytes, at + 10)?,
+            compressed: u32_at(bytes, at + 14)?,
+            uncompressed: u32_at(bytes, at + 18)?,
+        })
+    }
+
+    /// Whether general purpose flag bit 3 says a data descriptor (APPNOTE.TXT
+    /// 4.3.9) follows the entry's data.
+    fn has_data_descriptor(&self) -> bool {
+        self.flags & 0x0008 != 0
+    }
+
+    /// The CRC-32 and sizes (APPNOTE.TXT 4.4.7 to 4.4.9), in that order.
+    fn crc_and_sizes(&self) -> (u32, u32, u32) {
+        (self.crc, self.compressed, self.uncompressed)
+    }
+}
+
+/// Checks a header's version needed to extract, 2.0 at most (APPNOTE.TXT
+/// 4.4.3), and its extra field: well formed (4.5.1), with no Zip64 extended
+/// information (id 0x0001, 4.5.3). `record` names the header in the error,
+/// which the caller prefixes with the entry's name.
+fn check_version_and_extra(needed: u16, extra: &[u8], record: &str) -> Result<(), String> {
+    if needed > MAX_VERSION_NEEDED {
+        return Err(format!(
+            "{record} needs version {}.{} to extract",
+            needed / 10,
+            needed % 10
+        ));
+    }
+    if extra_ids(extra)?.contains(&ZIP64_EXTRA_ID) {
+        return Err(format!("a Zip64 extra field in the {record}"));
+    }
+    Ok(())
+}
+
+/// One central directory file header (APPNOTE.TXT 4.3.12), as far as the
+/// check reads it.
+#[derive(Debug)]
+struct CentralHeader<'a> {
+    /// Version needed, flags, method, CRC-32 and sizes.
+    fields: HeaderFields,
+    /// The file name (4.4.17), decoded lossily, as errors and the summary
+    /// give it and the local header must repeat it.
+    name: String,
+    /// The extra field (4.4.28).
+    extra: &'a [u8],
+    /// Disk number start (4.4.13).
+    start_disk: u16,
+    /// Relative offset of the local header (4.4.16).
+    local: u32,
+    /// Offset just past its name, extra field and comment: where the next
+    /// header starts.
+    next: usize,
+}
+
+impl<'a> CentralHeader<'a> {
+    /// Reads the central directory file header (APPNOTE.TXT 4.3.12) of entry
+    /// `index`, at `at`; a Zip64 end of central directory record (4.3.14)
+    /// there instead is an error of its own.
+    fn read(bytes: &'a [u8], at: usize, index: u16) -> Result<Self, String> {
         if u32_at(bytes, at)? != CENTRAL_HEADER_SIG {
             if u32_at(bytes, at)? == ZIP64_EOCD_SIG {
                 return Err("a Zip64 end of central directory record".into());
@@ -253,12 +396,7 @@ pub fn check_conventional_zip(bytes: &[u8]) -> Result<ZipSummary, String> {
                 "central directory entry {index}: no signature at {at}"
             ));
         }
-        let needed = u16_at(bytes, at + 6)?;
-        let flags = u16_at(bytes, at + 8)?;
-        let method = u16_at(bytes, at + 10)?;
-        let crc = u32_at(bytes, at + 16)?;
-        let compressed = u32_at(bytes, at + 20)?;
-        let uncompressed = u32_at(bytes, at + 24)?;
+        let fields = HeaderFields::read(bytes, at + 6)?;
         let name_len = usize::from(u16_at(bytes, at + 28)?);
         let extra_len = usize::from(u16_at(bytes, at + 30)?);
         let comment_len = usize::from(u16_at(bytes, at + 32)?);
@@ -272,121 +410,131 @@ pub fn check_conventional_zip(bytes: &[u8]) -> Result<ZipSummary, String> {
         let extra = bytes
             .get(name_at + name_len..name_at + name_len + extra_len)
             .ok_or_else(|| format!("{name}: central extra field runs past the end"))?;
-        let entry = |problem: String| format!("{name}: {problem}");
-        if needed > MAX_VERSION_NEEDED {
-            return Err(entry(format!(
-                "central directory needs version {}.{} to extract",
-                needed / 10,
-                needed % 10
-            )));
-        }
-        if extra_ids(extra).map_err(&entry)?.contains(&ZIP64_EXTRA_ID) {
-            return Err(entry("a Zip64 extra field in the central directory".into()));
-        }
-        if compressed == 0xFFFF_FFFF || uncompressed == 0xFFFF_FFFF || local == 0xFFFF_FFFF {
-            return Err(entry("Zip64 placeholders in the central directory".into()));
-        }
-        if start_disk != 0 {
-            return Err(entry(format!("starts on disk {start_disk}")));
-        }
-        if local as usize != expected_local {
-            return Err(entry(format!(
-                "local header at {local}, but the previous entry ended at {expected_local}"
-            )));
-        }
+        Ok(CentralHeader {
+            fields,
+            name,
+            extra,
+            start_disk,
+            local,
+            next: name_at + name_len + extra_len + comment_len,
+        })
+    }
 
-        // The local file header (4.3.7).
-        let l = local as usize;
-        if u32_at(bytes, l)? != LOCAL_HEADER_SIG {
-            return Err(entry(format!("no local file header at {l}")));
-        }
-        let l_needed = u16_at(bytes, l + 4)?;
-        let l_flags = u16_at(bytes, l + 6)?;
-        let l_method = u16_at(bytes, l + 8)?;
-        let l_crc = u32_at(bytes, l + 14)?;
-        let l_compressed = u32_at(bytes, l + 18)?;
-        let l_uncompressed = u32_at(bytes, l + 22)?;
-        let l_name_len = usize::from(u16_at(bytes, l + 26)?);
-        let l_extra_len = usize::from(u16_at(bytes, l + 28)?);
-        let l_name = bytes
-            .get(l + 30..l + 30 + l_name_len)
-            .ok_or_else(|| entry("the local name runs past the end".into()))?;
-        if l_name != name.as_bytes() {
-            return Err(entry(format!(
-                "the local header names it {:?}",
-                String::from_utf8_lossy(l_name)
-            )));
-        }
-        let l_extra = bytes
-            .get(l + 30 + l_name_len..l + 30 + l_name_len + l_extra_len)
-            .ok_or_else(|| entry("the local extra field runs past the end".into()))?;
-        if l_needed > MAX_VERSION_NEEDED {
-            return Err(entry(format!(
-                "local header needs version {}.{} to extract",
-                l_needed / 10,
-                l_needed % 10
-            )));
-        }
-        if extra_ids(l_extra)
-            .map_err(&entry)?
-            .contains(&ZIP64_EXTRA_ID)
+    /// The header's own checks (APPNOTE.TXT 4.3.12): version 2.0 at most and
+    /// no Zip64 extra field ([`check_version_and_extra`]), no 0xFFFFFFFF
+    /// size or local header offset (4.4.8, 4.4.9, 4.4.16), on disk 0 (4.4.13).
+    fn check(&self) -> Result<(), String> {
+        check_version_and_extra(self.fields.needed, self.extra, "central directory")
+            .map_err(|problem| self.entry(problem))?;
+        let f = &self.fields;
+        if f.compressed == 0xFFFF_FFFF || f.uncompressed == 0xFFFF_FFFF || self.local == 0xFFFF_FFFF
         {
-            return Err(entry("a Zip64 extra field in the local header".into()));
+            return Err(self.entry("Zip64 placeholders in the central directory".into()));
         }
-        if l_flags != flags || l_method != method {
-            return Err(entry(format!(
-                "local flags/method {l_flags:#06x}/{l_method} differ from the central {flags:#06x}/{method}"
-            )));
+        if self.start_disk != 0 {
+            return Err(self.entry(format!("starts on disk {}", self.start_disk)));
         }
-        let data_end = l + 30 + l_name_len + l_extra_len + compressed as usize;
-        let mut end = data_end;
-        if flags & 0x0008 != 0 {
-            summary.with_data_descriptor += 1;
-            // Sizes and CRC are zero in the local header and follow the data.
-            if l_crc != 0 || l_compressed != 0 || l_uncompressed != 0 {
-                return Err(entry(
-                    "local header has sizes though a data descriptor follows".into(),
-                ));
-            }
-            if u32_at(bytes, data_end)? != DATA_DESCRIPTOR_SIG {
-                return Err(entry(format!("no data descriptor signature at {data_end}")));
-            }
-            let d = (
-                u32_at(bytes, data_end + 4)?,
-                u32_at(bytes, data_end + 8)?,
-                u32_at(bytes, data_end + 12)?,
-            );
-            if d != (crc, compressed, uncompressed) {
-                return Err(entry(format!(
-                    "data descriptor (crc {:#010x}, {} -> {} bytes) differs from the central directory (crc {crc:#010x}, {compressed} -> {uncompressed})",
-                    d.0, d.1, d.2
-                )));
-            }
-            end += 16;
-        } else if (l_crc, l_compressed, l_uncompressed) != (crc, compressed, uncompressed) {
+        Ok(())
+    }
+
+    /// `problem`, said of this entry.
+    fn entry(&self, problem: String) -> String {
+        format!("{}: {problem}", self.name)
+    }
+}
+
+/// Checks the local file header (APPNOTE.TXT 4.3.7) of the entry `central`
+/// describes: it starts at `expected_at`, where the previous entry ended;
+/// it repeats the central name; its version and extra field pass
+/// [`check_version_and_extra`]; its flags and method are the central ones;
+/// and its CRC-32 and sizes are too, or with flag bit 3 are zero, the data
+/// descriptor after the data ([`check_data_descriptor`], 4.3.9) holding
+/// them. Returns where the entry ends.
+fn check_local_header(
+    bytes: &[u8],
+    central: &CentralHeader<'_>,
+    expected_at: usize,
+) -> Result<usize, String> {
+    let entry = |problem: String| central.entry(problem);
+    let l = central.local as usize;
+    if l != expected_at {
+        return Err(entry(format!(
+            "local header at {l}, but the previous entry ended at {expected_at}"
+        )));
+    }
+    if u32_at(bytes, l)? != LOCAL_HEADER_SIG {
+        return Err(entry(format!("no local file header at {l}")));
+    }
+    let local = HeaderFields::read(bytes, l + 4)?;
+    let name_len = usize::from(u16_at(bytes, l + 26)?);
+    let extra_len = usize::from(u16_at(bytes, l + 28)?);
+    let name = bytes
+        .get(l + 30..l + 30 + name_len)
+        .ok_or_else(|| entry("the local name runs past the end".into()))?;
+    if name != central.name.as_bytes() {
+        let name = String::from_utf8_lossy(name);
+        return Err(entry(format!("the local header names it {name:?}")));
+    }
+    let extra = bytes
+        .get(l + 30 + name_len..l + 30 + name_len + extra_len)
+        .ok_or_else(|| entry("the local extra field runs past the end".into()))?;
+    check_version_and_extra(local.needed, extra, "local header").map_err(entry)?;
+    let c = &central.fields;
+    if local.flags != c.flags || local.method != c.method {
+        return Err(entry(format!(
+            "local flags/method {:#06x}/{} differ from the central {:#06x}/{}",
+            local.flags, local.method, c.flags, c.method
+        )));
+    }
+    let data_end = l + 30 + name_len + extra_len + c.compressed as usize;
+    if !c.has_data_descriptor() {
+        if local.crc_and_sizes() != c.crc_and_sizes() {
             return Err(entry(
                 "local CRC/sizes differ from the central directory".into(),
             ));
         }
-        expected_local = end;
-        summary.largest_uncompressed = summary.largest_uncompressed.max(u64::from(uncompressed));
-        summary.names.push(name);
-        at = name_at + name_len + extra_len + comment_len;
+        return Ok(data_end);
     }
-    if at != cd_end {
-        return Err(format!(
-            "the central directory holds {} bytes after its {total} entries",
-            cd_end - at
+    // Sizes and CRC are zero in the local header and follow the data.
+    if local.crc_and_sizes() != (0, 0, 0) {
+        return Err(entry(
+            "local header has sizes though a data descriptor follows".into(),
         ));
     }
-    if expected_local != cd_start {
-        return Err(format!(
-            "the last entry ends at {expected_local}, the central directory starts at {cd_start}"
-        ));
-    }
+    check_data_descriptor(bytes, data_end, central)?;
+    Ok(data_end + 16)
+}
 
-    // The data itself: each entry inflates to its size and CRC-32 (the zip
-    // crate checks both as it reads to the end).
+/// Checks the data descriptor (APPNOTE.TXT 4.3.9) at `at`, after the data of
+/// the entry `central` describes: it has its signature, and its CRC-32 and
+/// sizes are the central directory's.
+fn check_data_descriptor(
+    bytes: &[u8],
+    at: usize,
+    central: &CentralHeader<'_>,
+) -> Result<(), String> {
+    if u32_at(bytes, at)? != DATA_DESCRIPTOR_SIG {
+        return Err(central.entry(format!("no data descriptor signature at {at}")));
+    }
+    let d = (
+        u32_at(bytes, at + 4)?,
+        u32_at(bytes, at + 8)?,
+        u32_at(bytes, at + 12)?,
+    );
+    let (crc, compressed, uncompressed) = central.fields.crc_and_sizes();
+    if d != (crc, compressed, uncompressed) {
+        return Err(central.entry(format!(
+            "data descriptor (crc {:#010x}, {} -> {} bytes) differs from the central directory (crc {crc:#010x}, {compressed} -> {uncompressed})",
+            d.0, d.1, d.2
+        )));
+    }
+    Ok(())
+}
+
+/// Checks the data itself: each entry inflates to the CRC-32 and uncompressed
+/// size (APPNOTE.TXT 4.4.7, 4.4.9) its headers give, which the zip crate
+/// checks as it reads an entry to the end.
+fn check_inflates(bytes: &[u8]) -> Result<(), String> {
     let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes))
         .map_err(|e| format!("the zip crate cannot open it: {e}"))?;
     let mut sink = vec![0u8; 64 * 1024];
@@ -401,7 +549,7 @@ pub fn check_conventional_zip(bytes: &[u8]) -> Result<ZipSummary, String> {
             }
         }
     }
-    Ok(summary)
+    Ok(())
 }
 
 #[cfg(test)]
@@ -454,6 +602,204 @@ mod tests {
         // A truncated file is an error, not a panic.
         assert!(check_conventional_zip(&bytes[..bytes.len() / 2]).is_err());
         assert!(check_conventional_zip(&[]).is_err());
+    }
+
+    /// Where `name`'s central directory header and local file header start.
+    fn headers_of(bytes: &[u8], name: &str) -> (usize, usize) {
+        let directory = CentralDirectory::find(bytes).unwrap();
+        let mut at = directory.start;
+        for index in 0..directory.entries {
+            let central = CentralHeader::read(bytes, at, index).unwrap();
+            if central.name == name {
+                return (at, central.local as usize);
+            }
+            at = central.next;
+        }
+        panic!("no entry {name}");
+    }
+
+    /// `bytes` with `value` written little-endian at `at`.
+    fn patched(mut bytes: Vec<u8>, at: usize, value: &[u8]) -> Vec<u8> {
+        bytes[at..at + value.len()].copy_from_slice(value);
+        bytes
+    }
+
+    const FIRST: &str = "[Content_Types].xml";
+
+    #[test]
+    fn the_end_record_gives_the_central_directory() {
+        let bytes = workbook(false);
+        let directory = CentralDirectory::find(&bytes).unwrap();
+        let zip = check_conventional_zip(&bytes).unwrap();
+        assert_eq!(directory.end, bytes.len() - 22);
+        assert_eq!(usize::from(directory.entries), zip.names.len());
+        assert_eq!(headers_of(&bytes, FIRST).0, directory.start);
+
+        let err = |bytes: &[u8]| CentralDirectory::find(bytes).unwrap_err();
+        assert_eq!(err(&[0; 21]), "21 bytes is too short for a zip");
+        assert_eq!(
+            err(&[0; 22]),
+            "no end of central directory record in the last 22 bytes"
+        );
+        let eocd = bytes.len() - 22;
+        let n = directory.entries;
+        let with = |at: usize, value: &[u8]| patched(bytes.clone(), eocd + at, value);
+        assert_eq!(err(&with(20, &[1, 0])), "the archive has a comment");
+        assert_eq!(
+            err(&with(4, &[1, 0])),
+            format!("a multi-disk end of central directory: disk 1, {n} of {n} entries")
+        );
+        assert_eq!(
+            err(&with(8, &[0xFF, 0xFF])),
+            format!("a multi-disk end of central directory: disk 0, 65535 of {n} entries")
+        );
+        assert_eq!(
+            err(&with(8, &[0xFF; 4])),
+            "Zip64 placeholders in the end of central directory record"
+        );
+        let size = u32_at(&bytes, eocd + 12).unwrap() + 1;
+        let start = directory.start;
+        assert_eq!(
+            err(&with(12, &size.to_le_bytes())),
+            format!(
+                "the central directory ({start}..{}) does not end where the end record starts ({eocd})",
+                start + size as usize
+            )
+        );
+        // An empty archive after a Zip64 end of central directory locator.
+        let mut locator = vec![0; 42];
+        locator[..4].copy_from_slice(&ZIP64_LOCATOR_SIG.to_le_bytes());
+        locator[20..24].copy_from_slice(&EOCD_SIG.to_le_bytes());
+        assert_eq!(err(&locator), "a Zip64 end of central directory locator");
+    }
+
+    /// The shared fields read alike from both headers of every entry.
+    #[test]
+    fn central_and_local_headers_share_their_fields() {
+        let bytes = workbook(false);
+        for name in check_conventional_zip(&bytes).unwrap().names {
+            let (central_at, local_at) = headers_of(&bytes, &name);
+            let central = HeaderFields::read(&bytes, central_at + 6).unwrap();
+            let local = HeaderFields::read(&bytes, local_at + 4).unwrap();
+            assert_eq!(central.needed, MAX_VERSION_NEEDED, "{name}");
+            assert!(central.has_data_descriptor(), "{name}");
+            assert_eq!(
+                (local.needed, local.flags, local.method),
+                (central.needed, central.flags, central.method),
+                "{name}"
+            );
+            assert_eq!(local.crc_and_sizes(), (0, 0, 0), "{name}");
+            assert!(central.uncompressed > 0, "{name}");
+        }
+    }
+
+    #[test]
+    fn the_zip_check_pins_central_header_problems() {
+        let bytes = workbook(false);
+        let (at, _) = headers_of(&bytes, FIRST);
+        let central = CentralHeader::read(&bytes, at, 0).unwrap();
+        assert_eq!(
+            (central.name.as_str(), central.local, central.start_disk),
+            (FIRST, 0, 0)
+        );
+        assert_eq!(central.next, at + 46 + FIRST.len() + central.extra.len());
+        central.check().unwrap();
+
+        let err = |at: usize, value: &[u8]| {
+            check_conventional_zip(&patched(bytes.clone(), at, value)).unwrap_err()
+        };
+        assert_eq!(
+            err(at, &[0, 0]),
+            format!("central directory entry 0: no signature at {at}")
+        );
+        assert_eq!(
+            err(at, &ZIP64_EOCD_SIG.to_le_bytes()),
+            "a Zip64 end of central directory record"
+        );
+        assert_eq!(
+            err(at + 6, &[45, 0]),
+            format!("{FIRST}: central directory needs version 4.5 to extract")
+        );
+        assert_eq!(
+            err(at + 24, &[0xFF; 4]),
+            format!("{FIRST}: Zip64 placeholders in the central directory")
+        );
+        assert_eq!(err(at + 34, &[2, 0]), format!("{FIRST}: starts on disk 2"));
+        assert_eq!(
+            err(at + 42, &[1, 0, 0, 0]),
+            format!("{FIRST}: local header at 1, but the previous entry ended at 0")
+        );
+    }
+
+    #[test]
+    fn the_zip_check_pins_local_header_problems() {
+        let bytes = workbook(false);
+        let (_, l) = headers_of(&bytes, FIRST);
+        let err = |at: usize, value: &[u8]| {
+            check_conventional_zip(&patched(bytes.clone(), at, value)).unwrap_err()
+        };
+        assert_eq!(
+            err(l, &[0, 0]),
+            format!("{FIRST}: no local file header at 0")
+        );
+        assert_eq!(
+            err(l + 30 + 15, b"X"),
+            format!("{FIRST}: the local header names it \"[Content_Types]Xxml\"")
+        );
+        assert_eq!(
+            err(l + 4, &[45, 0]),
+            format!("{FIRST}: local header needs version 4.5 to extract")
+        );
+        assert_eq!(
+            err(l + 8, &[0, 0]),
+            format!("{FIRST}: local flags/method 0x0008/0 differ from the central 0x0008/8")
+        );
+        assert_eq!(
+            err(l + 14, &[1, 0, 0, 0]),
+            format!("{FIRST}: local header has sizes though a data descriptor follows")
+        );
+    }
+
+    #[test]
+    fn the_zip_check_pins_a_descriptor_that_disagrees() {
+        let bytes = workbook(false);
+        let (at, l) = headers_of(&bytes, FIRST);
+        let central = CentralHeader::read(&bytes, at, 0).unwrap();
+        let (crc, compressed, uncompressed) = central.fields.crc_and_sizes();
+        let data_end = l + 30 + FIRST.len() + compressed as usize;
+        check_data_descriptor(&bytes, data_end, &central).unwrap();
+        let damaged = patched(bytes.clone(), data_end + 4, &(crc ^ 1).to_le_bytes());
+        assert_eq!(
+            check_data_descriptor(&damaged, data_end, &central).unwrap_err(),
+            format!(
+                "{FIRST}: data descriptor (crc {:#010x}, {compressed} -> {uncompressed} bytes) differs from the central directory (crc {crc:#010x}, {compressed} -> {uncompressed})",
+                crc ^ 1
+            )
+        );
+        let damaged = patched(bytes.clone(), data_end, &[0, 0]);
+        assert_eq!(
+            check_data_descriptor(&damaged, data_end, &central).unwrap_err(),
+            format!("{FIRST}: no data descriptor signature at {data_end}")
+        );
+    }
+
+    #[test]
+    fn the_zip_check_refuses_data_that_does_not_inflate() {
+        let bytes = workbook(false);
+        check_inflates(&bytes).unwrap();
+        let sheet = "xl/worksheets/sheet1.xml";
+        let (at, l) = headers_of(&bytes, sheet);
+        let central = CentralHeader::read(&bytes, at, 0).unwrap();
+        let data = l + 30 + sheet.len();
+        let mut damaged = bytes.clone();
+        for b in &mut damaged[data..data + central.fields.compressed as usize / 2] {
+            *b ^= 0x55;
+        }
+        let err = check_inflates(&damaged).unwrap_err();
+        assert!(
+            err.starts_with(&format!("{sheet}: does not inflate: ")),
+            "{err}"
+        );
     }
 
     #[test]
