@@ -60,10 +60,6 @@ pub async fn merge_part(
     sqlx::query("set local synchronous_commit = off")
         .execute(&mut **conn)
         .await?;
-    let table = &dataset.table;
-    let key = &dataset.key;
-    let columns = dataset.stored_columns();
-    let list = columns.join(", ");
 
     // Rows whose key appears once in the part are plain inserts under every
     // policy unless the key is in the table already: try them with one
@@ -84,33 +80,73 @@ pub async fn merge_part(
             }
         };
         if split.direct_rows > 0 {
-            let mut savepoint = conn.savepoint().await?;
-            let copied = savepoint
-                .copy_in(
-                    &format!("copy {table} ({list}, last_job_id) from stdin"),
-                    [split.direct.as_bytes()],
-                )
-                .await;
-            match copied {
-                Ok(_) => {
-                    savepoint.commit().await?;
-                    counts.inserted += split.direct_rows;
-                    staged = &split.staged;
-                    staged_rows = split.staged_rows;
-                }
-                Err(e) if is_unique_violation(&e) => {
-                    savepoint.rollback().await?;
-                    direct.0 = false;
-                }
-                Err(e) => return Err(e.into()),
+            if copy_direct(conn, dataset, &split.direct).await? {
+                counts.inserted += split.direct_rows;
+                staged = &split.staged;
+                staged_rows = split.staged_rows;
+            } else {
+                direct.0 = false;
             }
         }
     }
     if staged_rows == 0 {
         return Ok((counts, Vec::new()));
     }
+    stage(conn, dataset, staged).await?;
+    let rejected = match policy {
+        ConflictPolicy::Upsert => {
+            let new = merge_upsert(conn, dataset, job).await?;
+            counts.inserted += new;
+            // Every other staged row updated a row: one already in the table,
+            // or one an earlier occurrence in this file wrote.
+            counts.updated += staged_rows - new;
+            Vec::new()
+        }
+        ConflictPolicy::Skip => {
+            let new = merge_skip(conn, dataset, job).await?;
+            counts.inserted += new;
+            counts.skipped += staged_rows - new;
+            Vec::new()
+        }
+        ConflictPolicy::Reject => merge_reject(conn, dataset, job, part, &mut counts).await?,
+    };
+    Ok((counts, rejected))
+}
 
-    let stage = staging(dataset);
+/// COPYs rows (stored columns, then the job id) straight into the table
+/// inside a savepoint. `false`: a key was already there (unique violation),
+/// and the savepoint was rolled back.
+async fn copy_direct(
+    conn: &mut CopyTx<'_>,
+    dataset: &Dataset,
+    rows: &str,
+) -> Result<bool, DbError> {
+    let (table, list) = (&dataset.table, dataset.stored_columns().join(", "));
+    let mut savepoint = conn.savepoint().await?;
+    let copied = savepoint
+        .copy_in(
+            &format!("copy {table} ({list}, last_job_id) from stdin"),
+            [rows.as_bytes()],
+        )
+        .await;
+    match copied {
+        Ok(_) => {
+            savepoint.commit().await?;
+            Ok(true)
+        }
+        Err(e) if is_unique_violation(&e) => {
+            savepoint.rollback().await?;
+            Ok(false)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// COPYs rows (`ord` then the stored columns) into the connection's staging
+/// table, emptied first.
+async fn stage(conn: &mut CopyTx<'_>, dataset: &Dataset, rows: &str) -> Result<(), DbError> {
+    let (table, stage) = (&dataset.table, staging(dataset));
+    let list = dataset.stored_columns().join(", ");
     sqlx::query(AssertSqlSafe(format!(
         "create temp table if not exists {stage} (ord bigint not null, like {table} including defaults)"
     )))
@@ -121,94 +157,109 @@ pub async fn merge_part(
         .await?;
     conn.copy_in(
         &format!("copy {stage} (ord, {list}) from stdin"),
-        [staged.as_bytes()],
+        [rows.as_bytes()],
     )
     .await?;
+    Ok(())
+}
 
-    let mut rejected = Vec::new();
-    match policy {
-        ConflictPolicy::Upsert => {
-            let updates: Vec<String> = columns
-                .iter()
-                .filter(|c| *c != key)
-                .map(|c| format!("{c} = excluded.{c}"))
-                .collect();
-            let inserted: i64 = sqlx::query_scalar(AssertSqlSafe(format!(
-                "with merged as (insert into {table} ({list}, last_job_id, updated_at) \
-                 select {list}, $1, now() from (select distinct on ({key}) * from {stage} order by {key}, ord desc) s \
-                 on conflict ({key}) do update set {}, last_job_id = excluded.last_job_id, updated_at = excluded.updated_at \
-                 returning (xmax = 0) as inserted) \
-                 select count(*) filter (where inserted) from merged",
-                updates.join(", ")
-            )))
-            .bind(job)
-            .fetch_one(&mut **conn)
-            .await?;
-            let new = inserted as u64;
-            counts.inserted += new;
-            // Every other staged row updated a row: one already in the table,
-            // or one an earlier occurrence in this file wrote.
-            counts.updated += staged_rows - new;
-        }
-        ConflictPolicy::Skip => {
-            let inserted = sqlx::query(AssertSqlSafe(format!(
-                "insert into {table} ({list}, last_job_id, updated_at) \
-                 select {list}, $1, now() from (select distinct on ({key}) * from {stage} order by {key}, ord) s \
-                 on conflict ({key}) do nothing"
-            )))
-            .bind(job)
-            .execute(&mut **conn)
-            .await?
-            .rows_affected();
-            counts.inserted += inserted;
-            counts.skipped += staged_rows - inserted;
-        }
-        ConflictPolicy::Reject => {
-            let rows = sqlx::query(AssertSqlSafe(format!(
-                "select s.ord, s.{key}::text as k, exists (select 1 from {table} t where t.{key} = s.{key}) as existing \
-                 from {stage} s order by s.ord"
-            )))
-            .fetch_all(&mut **conn)
-            .await?;
-            let mut seen = HashSet::new();
-            let mut candidates = Vec::new();
-            let mut keys = HashMap::new();
-            let mut duplicates = Vec::new();
-            for r in &rows {
-                let ord: i64 = r.try_get("ord")?;
-                let k: String = r.try_get("k")?;
-                let existing: bool = r.try_get("existing")?;
-                if existing || !seen.insert(k.clone()) {
-                    duplicates.push((ord, k));
-                } else {
-                    keys.insert(ord, k);
-                    candidates.push(ord);
-                }
-            }
-            let inserted: Vec<String> = sqlx::query_scalar(AssertSqlSafe(format!(
-                "insert into {table} ({list}, last_job_id, updated_at) \
-                 select {list}, $1, now() from {stage} where ord = any($2) \
-                 on conflict ({key}) do nothing returning {key}::text"
-            )))
-            .bind(job)
-            .bind(&candidates)
-            .fetch_all(&mut **conn)
-            .await?;
-            let inserted: HashSet<String> = inserted.into_iter().collect();
-            counts.inserted += inserted.len() as u64;
-            // A candidate not inserted lost a race with another import.
-            duplicates.extend(keys.into_iter().filter(|(_, k)| !inserted.contains(k)));
-            duplicates.sort();
-            for (ord, k) in duplicates {
-                let Some(kept) = part.valid_cells.get(&(ord as u64)).cloned() else {
-                    continue;
-                };
-                counts.reject(Reason::DuplicateKey);
-                rejected.push(kept.rejected(ord as u64, duplicate_key_message(dataset, &k)));
-            }
+/// `upsert`: each staged key's last occurrence inserted or written over the
+/// row there. Returns the keys that were new.
+async fn merge_upsert(conn: &mut CopyTx<'_>, dataset: &Dataset, job: Uuid) -> Result<u64, DbError> {
+    let (table, key, stage) = (&dataset.table, &dataset.key, staging(dataset));
+    let columns = dataset.stored_columns();
+    let list = columns.join(", ");
+    let updates: Vec<String> = columns
+        .iter()
+        .filter(|c| *c != key)
+        .map(|c| format!("{c} = excluded.{c}"))
+        .collect();
+    let inserted: i64 = sqlx::query_scalar(AssertSqlSafe(format!(
+        "with merged as (insert into {table} ({list}, last_job_id, updated_at) \
+         select {list}, $1, now() from (select distinct on ({key}) * from {stage} order by {key}, ord desc) s \
+         on conflict ({key}) do update set {}, last_job_id = excluded.last_job_id, updated_at = excluded.updated_at \
+         returning (xmax = 0) as inserted) \
+         select count(*) filter (where inserted) from merged",
+        updates.join(", ")
+    )))
+    .bind(job)
+    .fetch_one(&mut **conn)
+    .await?;
+    Ok(inserted.max(0) as u64)
+}
+
+/// `skip`: each staged key's first occurrence inserted unless the key is
+/// there. Returns the rows inserted.
+async fn merge_skip(conn: &mut CopyTx<'_>, dataset: &Dataset, job: Uuid) -> Result<u64, DbError> {
+    let (table, key, stage) = (&dataset.table, &dataset.key, staging(dataset));
+    let list = dataset.stored_columns().join(", ");
+    Ok(sqlx::query(AssertSqlSafe(format!(
+        "insert into {table} ({list}, last_job_id, updated_at) \
+         select {list}, $1, now() from (select distinct on ({key}) * from {stage} order by {key}, ord) s \
+         on conflict ({key}) do nothing"
+    )))
+    .bind(job)
+    .execute(&mut **conn)
+    .await?
+    .rows_affected())
+}
+
+/// `reject`: each staged key's first occurrence inserted when the key is
+/// new; every other row rejected as a duplicate, in file order. Adds to
+/// `counts`; returns the rejected rows.
+async fn merge_reject(
+    conn: &mut CopyTx<'_>,
+    dataset: &Dataset,
+    job: Uuid,
+    part: &Part,
+    counts: &mut ImportCounts,
+) -> Result<Vec<RejectedRow>, DbError> {
+    let (table, key, stage) = (&dataset.table, &dataset.key, staging(dataset));
+    let list = dataset.stored_columns().join(", ");
+    let rows = sqlx::query(AssertSqlSafe(format!(
+        "select s.ord, s.{key}::text as k, exists (select 1 from {table} t where t.{key} = s.{key}) as existing \
+         from {stage} s order by s.ord"
+    )))
+    .fetch_all(&mut **conn)
+    .await?;
+    let mut seen = HashSet::new();
+    let mut candidates = Vec::new();
+    let mut keys = HashMap::new();
+    let mut duplicates = Vec::new();
+    for r in &rows {
+        let ord: i64 = r.try_get("ord")?;
+        let k: String = r.try_get("k")?;
+        let existing: bool = r.try_get("existing")?;
+        if existing || !seen.insert(k.clone()) {
+            duplicates.push((ord, k));
+        } else {
+            keys.insert(ord, k);
+            candidates.push(ord);
         }
     }
-    Ok((counts, rejected))
+    let inserted: Vec<String> = sqlx::query_scalar(AssertSqlSafe(format!(
+        "insert into {table} ({list}, last_job_id, updated_at) \
+         select {list}, $1, now() from {stage} where ord = any($2) \
+         on conflict ({key}) do nothing returning {key}::text"
+    )))
+    .bind(job)
+    .bind(&candidates)
+    .fetch_all(&mut **conn)
+    .await?;
+    let inserted: HashSet<String> = inserted.into_iter().collect();
+    counts.inserted += inserted.len() as u64;
+    // A candidate not inserted lost a race with another import.
+    duplicates.extend(keys.into_iter().filter(|(_, k)| !inserted.contains(k)));
+    duplicates.sort();
+    let mut rejected = Vec::new();
+    for (ord, k) in duplicates {
+        let Some(kept) = part.valid_cells.get(&(ord as u64)).cloned() else {
+            continue;
+        };
+        counts.reject(Reason::DuplicateKey);
+        rejected.push(kept.rejected(ord as u64, duplicate_key_message(dataset, &k)));
+    }
+    Ok(rejected)
 }
 
 /// Records a merged part, its rejected rows and the job's new totals, on

@@ -173,10 +173,7 @@ async fn run_import<P: Ports>(deps: &Deps<P>, job: &Job, worker: &str) -> anyhow
         .ok_or_else(|| Permanent(format!("dataset `{}` is not configured", job.dataset)))?
         .clone();
     // The options as the api stored them (docs/api.md, "The job").
-    let ImportOptions {
-        conflict_policy: policy,
-        dry_run,
-    } = serde_json::from_value(job.options.clone())
+    let options: ImportOptions = serde_json::from_value(job.options.clone())
         .map_err(|e| Permanent(format!("the import's options cannot be read: {e}")))?;
     let key = job
         .object_key
@@ -191,15 +188,12 @@ async fn run_import<P: Ports>(deps: &Deps<P>, job: &Job, worker: &str) -> anyhow
         worker,
         progress.clone(),
     );
-    let result = load(
-        deps, job, worker, &dataset, policy, dry_run, &key, &progress,
-    )
-    .await;
+    let result = load(deps, job, worker, &dataset, options, &key, &progress).await;
     heartbeat.abort();
     let (totals, info, size) = result?;
 
     let mut counts = totals.to_json();
-    counts["dry_run"] = json!(dry_run);
+    counts["dry_run"] = json!(options.dry_run);
     counts["format"] = json!(info.format.name());
     counts["encoding"] = json!(info.encoding);
     counts["sheet"] = json!(info.sheet);
@@ -223,23 +217,105 @@ async fn run_import<P: Ports>(deps: &Deps<P>, job: &Job, worker: &str) -> anyhow
 }
 
 /// Spool, check, then parse and load in overlapping stages.
-#[allow(clippy::too_many_arguments)]
 async fn load<P: Ports>(
     deps: &Deps<P>,
     job: &Job,
     worker: &str,
     dataset: &xlport_core::Dataset,
-    policy: ConflictPolicy,
-    dry_run: bool,
+    options: ImportOptions,
     key: &str,
     progress: &Progress,
 ) -> anyhow::Result<(ImportCounts, decode::FileInfo, u64)> {
+    let ImportOptions {
+        conflict_policy: policy,
+        dry_run,
+    } = options;
     let scratch = ScratchDir::create(deps, "import").context("creating the scratch dir")?;
     let path = scratch.0.join("upload");
+    let size = spool(deps, job, key, &path, progress).await?;
+
+    let limits = Limits {
+        max_sheet_inflated_bytes: deps.config.max_sheet_inflated_bytes,
+        max_columns: deps.config.max_columns,
+    };
+    // Everything that can fail the whole file is checked before a row is written.
+    let info = {
+        let (path, dataset) = (path.clone(), dataset.clone());
+        tokio::task::spawn_blocking(move || decode::inspect(&path, &dataset, &limits))
+            .await
+            .context("inspect thread panicked")?
+            .map_err(decode_failure)?
+    };
+    deps.jobs.add_warnings(job.id, &info.warnings).await?;
+    deps.tables
+        .set_source_header(job.id, &info.header)
+        .await
+        .map_err(table_failure)?;
+    let inspected_warnings = info.warnings;
+
+    // A dry run's data was rolled back with its attempt: start over.
+    let (start, totals) = if dry_run && job.parts_done > 0 {
+        deps.tables
+            .reset_progress(job.id, worker)
+            .await
+            .map_err(table_failure)?;
+        ((0, 0), ImportCounts::default())
+    } else {
+        (
+            (job.parts_done.max(0) as u32, job.rows_done.max(0) as u64),
+            ImportCounts::from_json(&job.counts),
+        )
+    };
+    progress.rows.store(start.1, Ordering::Relaxed);
+
+    let (tx, rx) = tokio::sync::mpsc::channel::<Part>(2);
+    let parser = spawn_parser(
+        &path,
+        dataset,
+        (deps.config.import_part_rows, policy),
+        start,
+        limits,
+        tx,
+        job.id,
+    );
+    let spec = LoadSpec {
+        job: job.id,
+        worker: worker.to_string(),
+        dataset: dataset.clone(),
+        policy,
+        dry_run,
+        totals,
+        object_size: size as i64,
+    };
+    let loaded = load_parts(deps, spec, rx, progress).await;
+    let parsed = parser.await.context("parser thread panicked")?;
+    let totals = loaded.map_err(table_failure)?;
+    let info = parsed.map_err(decode_failure)?;
+    // Decoding the rows can add warnings (a header without rows, say).
+    let mut warnings = info.warnings.clone();
+    if totals.rows_read == 0 && !warnings.iter().any(|w| w.contains("no data rows")) {
+        warnings.push("the file has a header but no data rows".into());
+    }
+    if warnings != inspected_warnings {
+        deps.jobs.add_warnings(job.id, &warnings).await?;
+    }
+    drop(scratch);
+    Ok((totals, info, size))
+}
+
+/// Streams the upload from the bucket into `path`, the bytes whose size and
+/// ETag were recorded (issue #15); returns its size.
+async fn spool<P: Ports>(
+    deps: &Deps<P>,
+    job: &Job,
+    key: &str,
+    path: &std::path::Path,
+    progress: &Progress,
+) -> anyhow::Result<u64> {
     let bytes = progress.bytes.clone();
     let size = deps
         .objects
-        .download_to(key, job.etag.as_deref(), &path, move |n| {
+        .download_to(key, job.etag.as_deref(), path, move |n| {
             bytes.store(n, Ordering::Relaxed)
         })
         .await
@@ -264,114 +340,68 @@ async fn load<P: Ports>(
              nothing was imported: start a new import"
         ))));
     }
+    Ok(size)
+}
 
-    let limits = Limits {
-        max_sheet_inflated_bytes: deps.config.max_sheet_inflated_bytes,
-        max_columns: deps.config.max_columns,
-    };
-    // Everything that can fail the whole file is checked before a row is written.
-    let info = {
-        let (path, dataset) = (path.clone(), dataset.clone());
-        tokio::task::spawn_blocking(move || decode::inspect(&path, &dataset, &limits))
-            .await
-            .context("inspect thread panicked")?
-            .map_err(decode_failure)?
-    };
-    deps.jobs.add_warnings(job.id, &info.warnings).await?;
-    deps.tables
-        .set_source_header(job.id, &info.header)
-        .await
-        .map_err(table_failure)?;
-    let inspected_warnings = info.warnings;
-
-    // A dry run's data was rolled back with its attempt: start over.
-    let (start_parts, start_rows, totals) = if dry_run && job.parts_done > 0 {
-        deps.tables
-            .reset_progress(job.id, worker)
-            .await
-            .map_err(table_failure)?;
-        (0, 0, ImportCounts::default())
-    } else {
-        (
-            job.parts_done.max(0) as u32,
-            job.rows_done.max(0) as u64,
-            ImportCounts::from_json(&job.counts),
-        )
-    };
-    progress.rows.store(start_rows, Ordering::Relaxed);
-
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Part>(2);
-    let parser = {
-        let (path, dataset) = (path.clone(), dataset.clone());
-        let part_rows = deps.config.import_part_rows;
-        let job_id = job.id;
-        tokio::task::spawn_blocking(move || {
-            let mut builder =
-                PartBuilder::new(&dataset, part_rows, policy, start_parts, start_rows);
-            let job_id = job_id.to_string();
-            let prepare = |mut part: Part| {
-                if policy != ConflictPolicy::Reject {
-                    part.prepare_direct_copy(&dataset, &job_id);
-                }
-                part
-            };
-            let info = decode::decode_file(&path, &dataset, &limits, start_rows, &mut |row| {
-                if let Some(part) = builder.push(row) {
-                    tx.blocking_send(prepare(part))
-                        .map_err(|_| "the loader stopped".to_string())?;
-                }
-                Ok(())
-            })?;
-            if let Some(part) = builder.finish() {
-                // A closed channel means the loader failed; its error wins.
-                let _ = tx.blocking_send(prepare(part));
+/// The parsing stage, on a blocking thread: the file's rows from `start`
+/// (parts done, rows done) on, cut into parts of `part_rows` sent to `parts`.
+/// A closed channel (the loader failed) stops it.
+fn spawn_parser(
+    path: &std::path::Path,
+    dataset: &xlport_core::Dataset,
+    (part_rows, policy): (usize, ConflictPolicy),
+    (start_parts, start_rows): (u32, u64),
+    limits: Limits,
+    parts: tokio::sync::mpsc::Sender<Part>,
+    job_id: uuid::Uuid,
+) -> tokio::task::JoinHandle<Result<decode::FileInfo, DecodeError>> {
+    let (path, dataset) = (path.to_path_buf(), dataset.clone());
+    tokio::task::spawn_blocking(move || {
+        let mut builder = PartBuilder::new(&dataset, part_rows, policy, start_parts, start_rows);
+        let job_id = job_id.to_string();
+        let prepare = |mut part: Part| {
+            if policy != ConflictPolicy::Reject {
+                part.prepare_direct_copy(&dataset, &job_id);
             }
-            Ok::<_, DecodeError>(info)
-        })
-    };
-
-    // Each part commits with its counts and rejections (on Postgres: a
-    // transaction per part; a dry run merges inside one more, rolled back
-    // at the end). A loader that fails drops the receiver, which stops the
-    // parser.
-    let loaded = async {
-        let mut session = deps
-            .tables
-            .begin(LoadSpec {
-                job: job.id,
-                worker: worker.to_string(),
-                dataset: dataset.clone(),
-                policy,
-                dry_run,
-                totals,
-                object_size: size as i64,
-            })
-            .await?;
-        while let Some(part) = rx.recv().await {
-            let number = part.number;
-            let part_counts = session.load_part(part).await?;
-            progress
-                .rows
-                .store(session.totals().rows_read, Ordering::Relaxed);
-            tracing::info!(job_id = %job.id, part = number, rows = part_counts.rows_read, "part committed");
+            part
+        };
+        let info = decode::decode_file(&path, &dataset, &limits, start_rows, &mut |row| {
+            if let Some(part) = builder.push(row) {
+                parts
+                    .blocking_send(prepare(part))
+                    .map_err(|_| "the loader stopped".to_string())?;
+            }
+            Ok(())
+        })?;
+        if let Some(part) = builder.finish() {
+            // A closed channel means the loader failed; its error wins.
+            let _ = parts.blocking_send(prepare(part));
         }
-        let loaded = session.totals().clone();
-        session.finish().await?;
-        Ok::<_, TableError>(loaded)
+        Ok(info)
+    })
+}
+
+/// The loading stage: each part committed with its counts and rejections
+/// (on Postgres: a transaction per part; a dry run merges inside one more,
+/// rolled back at the end). Returns the job's totals. A loader that fails
+/// drops `parts`, which stops the parser.
+async fn load_parts<P: Ports>(
+    deps: &Deps<P>,
+    spec: LoadSpec,
+    mut parts: tokio::sync::mpsc::Receiver<Part>,
+    progress: &Progress,
+) -> Result<ImportCounts, TableError> {
+    let job = spec.job;
+    let mut session = deps.tables.begin(spec).await?;
+    while let Some(part) = parts.recv().await {
+        let number = part.number;
+        let part_counts = session.load_part(part).await?;
+        progress
+            .rows
+            .store(session.totals().rows_read, Ordering::Relaxed);
+        tracing::info!(job_id = %job, part = number, rows = part_counts.rows_read, "part committed");
     }
-    .await;
-    drop(rx);
-    let parsed = parser.await.context("parser thread panicked")?;
-    let totals = loaded.map_err(table_failure)?;
-    let info = parsed.map_err(decode_failure)?;
-    // Decoding the rows can add warnings (a header without rows, say).
-    let mut warnings = info.warnings.clone();
-    if totals.rows_read == 0 && !warnings.iter().any(|w| w.contains("no data rows")) {
-        warnings.push("the file has a header but no data rows".into());
-    }
-    if warnings != inspected_warnings {
-        deps.jobs.add_warnings(job.id, &warnings).await?;
-    }
-    drop(scratch);
-    Ok((totals, info, size))
+    let totals = session.totals().clone();
+    session.finish().await?;
+    Ok(totals)
 }
