@@ -626,7 +626,6 @@ async fn bad_export_requests_get_a_clear_400() {
     let stack = Stack::connect().await;
     let key = stack.new_key().await;
     let cases = [
-        (json!({"dataset": "orders"}), "unknown dataset `orders`"),
         (
             json!({"dataset": "user_purchase", "format": "pdf"}),
             "unknown format `pdf`",
@@ -666,6 +665,22 @@ async fn bad_export_requests_get_a_clear_400() {
             "{body} -> {resp}"
         );
     }
+    // A dataset that does not exist is a 404, as one the key may not use.
+    let (status, resp) = stack
+        .call(
+            Method::POST,
+            "/exports",
+            Some(&key),
+            Some(json!({"dataset": "orders"})),
+        )
+        .await;
+    assert_eq!(status, 404, "{resp}");
+    assert!(
+        resp["error"]
+            .as_str()
+            .unwrap()
+            .contains("unknown dataset `orders`")
+    );
 }
 
 /// Over Excel's 1,048,576 rows: a second sheet, every row once, read back by

@@ -1,7 +1,8 @@
 //! `xlport-admin`: what an operator runs against a deployment's database.
 //! The same binary is the `migrate` Lambda function on AWS: started by the
 //! Lambda runtime with no arguments, it takes `{"command": "migrate"}` or
-//! `{"command": "create-key", "name": "..."}` as its event.
+//! `{"command": "create-key", "name": "...", "datasets"?: "a,b", "can"?:
+//! "import"}` as its event.
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -27,6 +28,14 @@ enum Command {
     CreateKey {
         #[arg(long, default_value = "default")]
         name: String,
+        /// Limit the key to these datasets (comma-separated); every dataset
+        /// when left out. Any other dataset is, for this key, a 404.
+        #[arg(long)]
+        datasets: Option<String>,
+        /// What the key may do: `import`, `export` or `import,export` (the
+        /// default).
+        #[arg(long)]
+        can: Option<String>,
         /// Print `{"id": ..., "key": ...}` instead of the bare key.
         #[arg(long)]
         json: bool,
@@ -83,10 +92,28 @@ async fn migrate(config: &Config) -> anyhow::Result<usize> {
     Ok(applied as usize)
 }
 
-async fn create_key(config: &Config, name: &str) -> anyhow::Result<Value> {
+/// Creates a key limited by `datasets` and `can` (see
+/// [`xlport_core::job::Access::parse`]), checked against the datasets this
+/// deployment serves.
+async fn create_key(
+    config: &Config,
+    name: &str,
+    datasets: Option<&str>,
+    can: Option<&str>,
+) -> anyhow::Result<Value> {
+    let known = xlport_core::Datasets::load(config.datasets_file.as_deref())?;
+    let access = xlport_core::job::Access::parse(datasets, can, known.names())
+        .map_err(anyhow::Error::msg)?;
     let store = postgres::PgStore::new(postgres::connect(config).await?);
-    let (id, key) = store.create_api_key(name).await?;
-    Ok(json!({"id": id.0, "name": name, "key": key}))
+    let (id, key) = store.create_api_key_with(name, &access).await?;
+    Ok(json!({
+        "id": id.0,
+        "name": name,
+        "key": key,
+        "datasets": access.datasets,
+        "can_import": access.import,
+        "can_export": access.export,
+    }))
 }
 
 async fn sweep(config: Config, stall_secs: u64) -> anyhow::Result<Value> {
@@ -110,14 +137,12 @@ async fn lambda(event: lambda_runtime::LambdaEvent<Value>) -> Result<Value, lamb
             Ok(sweep(config, stall).await?)
         }
         Some("create-key") => {
-            let name = payload
-                .get("name")
-                .and_then(Value::as_str)
-                .unwrap_or("default");
-            Ok(create_key(&config, name).await?)
+            let text = |field: &str| payload.get(field).and_then(Value::as_str);
+            let name = text("name").unwrap_or("default");
+            Ok(create_key(&config, name, text("datasets"), text("can")).await?)
         }
         other => Err(format!(
-            "unknown command {other:?}: send {{\"command\": \"migrate\"}}, {{\"command\": \"sweep\"}} or {{\"command\": \"create-key\", \"name\": \"...\"}}"
+            "unknown command {other:?}: send {{\"command\": \"migrate\"}}, {{\"command\": \"sweep\"}} or {{\"command\": \"create-key\", \"name\": \"...\", \"datasets\"?: \"a,b\", \"can\"?: \"import\"}}"
         )
         .into()),
     }
@@ -141,8 +166,13 @@ async fn main() -> anyhow::Result<()> {
         Command::Sweep { stall_secs } => {
             println!("{}", sweep(config, stall_secs).await?);
         }
-        Command::CreateKey { name, json } => {
-            let created = create_key(&config, &name).await?;
+        Command::CreateKey {
+            name,
+            datasets,
+            can,
+            json,
+        } => {
+            let created = create_key(&config, &name, datasets.as_deref(), can.as_deref()).await?;
             if json {
                 println!("{created}");
             } else {

@@ -16,6 +16,13 @@ pub enum ApiError {
     BadRequest(String),
     #[error("{0} not found")]
     NotFound(String),
+    /// A 404 whose text says it all (an unknown dataset, with the ones the
+    /// key may use).
+    #[error("{0}")]
+    NotFoundSaying(String),
+    /// The key may not do this (create jobs of a kind it is not allowed).
+    #[error("{0}")]
+    Forbidden(String),
     #[error("{0}")]
     Conflict(String),
     #[error("{0}")]
@@ -36,7 +43,8 @@ impl ApiError {
         match self {
             ApiError::Unauthorized => 401,
             ApiError::BadRequest(_) => 400,
-            ApiError::NotFound(_) => 404,
+            ApiError::NotFound(_) | ApiError::NotFoundSaying(_) => 404,
+            ApiError::Forbidden(_) => 403,
             ApiError::Conflict(_) => 409,
             ApiError::PayloadTooLarge(_) => 413,
             ApiError::MethodNotAllowed(_) => 405,
@@ -49,7 +57,8 @@ impl ApiError {
         match self {
             ApiError::Unauthorized => ErrorCode::Unauthorized,
             ApiError::BadRequest(_) => ErrorCode::BadRequest,
-            ApiError::NotFound(_) => ErrorCode::NotFound,
+            ApiError::NotFound(_) | ApiError::NotFoundSaying(_) => ErrorCode::NotFound,
+            ApiError::Forbidden(_) => ErrorCode::Forbidden,
             ApiError::Conflict(_) => ErrorCode::Conflict,
             ApiError::PayloadTooLarge(_) => ErrorCode::PayloadTooLarge,
             ApiError::MethodNotAllowed(_) => ErrorCode::MethodNotAllowed,

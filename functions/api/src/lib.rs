@@ -23,7 +23,7 @@ use serde::Serialize;
 use xlport_adapters::{Config, Deployed, Deps};
 use xlport_core::Datasets;
 use xlport_core::apikey::bearer_token;
-use xlport_core::job::KeyId;
+use xlport_core::job::Caller;
 use xlport_core::ports::{JobStore, Ports};
 
 pub use error::ApiError;
@@ -214,41 +214,47 @@ impl<P: Ports> App<P> {
             }
             _ => {}
         }
-        let owner = self.authenticate(&req).await?;
+        let caller = self.authenticate(&req).await?;
         match found {
-            Some((route, id)) => self.serve(route.op, Some(owner), id, &req).await,
+            Some((route, id)) => self.serve(route.op, Some(caller), id, &req).await,
             None if has(Access::Key) => Err(ApiError::MethodNotAllowed(method.to_string())),
             None => Err(ApiError::NotFound(format!("route {method} {path}"))),
         }
     }
 
-    /// Runs `op`'s handler on the path's `{id}`, for the caller `owner`:
-    /// known for every route whose access is [`Access::Key`] (a 401 if not).
+    /// Runs `op`'s handler on the path's `{id}`, for `caller`: known for
+    /// every route whose access is [`Access::Key`] (a 401 if not).
     async fn serve(
         &self,
         op: Op,
-        owner: Option<KeyId>,
+        caller: Option<Caller>,
         id: Option<&str>,
         req: &Request,
     ) -> ApiResult {
-        let owner = || owner.ok_or(ApiError::Unauthorized);
+        let caller = caller.ok_or(ApiError::Unauthorized);
+        let owner = || {
+            caller
+                .as_ref()
+                .map(|c| c.key)
+                .map_err(|_| ApiError::Unauthorized)
+        };
         let id = id.unwrap_or_default();
         match op {
             // The browser page asks for the API key itself.
             Op::Page => Ok(page::response(&self.config)),
             Op::Health => Ok(self.health().await),
-            Op::Datasets => owner().map(|_| self.datasets()),
+            Op::Datasets => Ok(self.datasets(&caller?.access)),
             Op::ListJobs => self.list_jobs(owner()?).await,
             Op::GetJob => self.get_job(owner()?, id).await,
-            Op::CreateExport => self.create_export(owner()?, req).await,
-            Op::CreateImport => self.create_import(owner()?, req).await,
+            Op::CreateExport => self.create_export(&caller?, req).await,
+            Op::CreateImport => self.create_import(&caller?, req).await,
             Op::UploadParts => self.upload_parts(owner()?, id, req).await,
             Op::CompleteUpload => self.complete_upload(owner()?, id, req).await,
             Op::AbortUpload => self.abort_upload(owner()?, id).await,
         }
     }
 
-    async fn authenticate(&self, req: &Request) -> Result<KeyId, ApiError> {
+    async fn authenticate(&self, req: &Request) -> Result<Caller, ApiError> {
         let token = req
             .headers()
             .get("authorization")

@@ -183,6 +183,12 @@ async fn every_answer_reads_into_the_contract_and_writes_back_the_same() {
             Method::POST,
             "/exports".into(),
             Some(json!({"dataset": "nope"})),
+            404,
+        ),
+        (
+            Method::POST,
+            "/exports".into(),
+            Some(json!({"dataset": "user_purchase", "format": "pdf"})),
             400,
         ),
     ] {

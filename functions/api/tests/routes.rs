@@ -241,7 +241,7 @@ async fn bad_import_requests_are_refused_with_a_reason_and_bounded_echoes() {
     let cases = [
         (
             json!({"dataset": "nope", "filename": "a.csv", "size": 1}),
-            400,
+            404,
             "unknown dataset `nope`; known datasets: user_purchase",
         ),
         (
@@ -608,7 +608,6 @@ async fn bad_exports_are_refused_before_a_job_exists() {
             json!({"dataset": "user_purchase", "filter": {"nope": 1}}),
             "nope",
         ),
-        (json!({"dataset": "nope"}), "unknown dataset"),
     ] {
         let (status, resp) = h
             .call(Method::POST, "/exports", Some(KEY), Some(body.clone()))
@@ -619,7 +618,95 @@ async fn bad_exports_are_refused_before_a_job_exists() {
             "{body}: {resp}"
         );
     }
+    let (status, resp) = h
+        .call(
+            Method::POST,
+            "/exports",
+            Some(KEY),
+            Some(json!({"dataset": "nope"})),
+        )
+        .await;
+    assert_eq!(status, 404, "{resp}");
+    assert!(
+        resp["error"]
+            .as_str()
+            .unwrap()
+            .contains("unknown dataset `nope`")
+    );
     assert!(h.app.jobs.list_jobs(h.owner, 10).await.unwrap().is_empty());
+    assert!(h.app.queue.sent(&h.app.config.exports_queue_url).is_empty());
+}
+
+/// A key limited to some datasets sees only those, and any other is, for
+/// it, a dataset that does not exist; a key limited to one kind of job is
+/// told it may not create the other (docs/spec/datasets.md, "Access").
+#[tokio::test]
+async fn a_key_limited_to_datasets_and_kinds_sees_and_does_only_those() {
+    use xlport_core::job::Access;
+    let h = harness();
+    let elsewhere = "xlp_test_key_elsewhere";
+    h.app.jobs.add_key_with(
+        elsewhere,
+        Access {
+            datasets: Some(vec!["orders".into()]),
+            import: true,
+            export: true,
+        },
+    );
+    let (status, list) = h
+        .call(Method::GET, "/datasets", Some(elsewhere), None)
+        .await;
+    assert_eq!((status, list), (200, json!([])));
+    let export = json!({"dataset": "user_purchase"});
+    let import = json!({"dataset": "user_purchase", "filename": "a.csv", "size": 3});
+    for (path, body) in [("/exports", &export), ("/imports", &import)] {
+        let (status, resp) = h
+            .call(Method::POST, path, Some(elsewhere), Some(body.clone()))
+            .await;
+        assert_eq!(status, 404, "{path}: {resp}");
+        assert_eq!(
+            resp["error"], "unknown dataset `user_purchase`; known datasets: none",
+            "the same answer as for a dataset that does not exist"
+        );
+    }
+
+    let importer = "xlp_test_key_importer";
+    h.app.jobs.add_key_with(
+        importer,
+        Access {
+            datasets: Some(vec!["user_purchase".into()]),
+            import: true,
+            export: false,
+        },
+    );
+    let (_, list) = h.call(Method::GET, "/datasets", Some(importer), None).await;
+    assert_eq!(list[0]["name"], "user_purchase");
+    let (status, resp) = h
+        .call(
+            Method::POST,
+            "/exports",
+            Some(importer),
+            Some(export.clone()),
+        )
+        .await;
+    assert_eq!(
+        (status, resp["code"].as_str()),
+        (403, Some("forbidden")),
+        "{resp}"
+    );
+    assert_eq!(
+        resp["error"],
+        "this API key may not create export jobs; ask for a key that may"
+    );
+    let (status, resp) = h
+        .call(
+            Method::POST,
+            "/imports",
+            Some(importer),
+            Some(import.clone()),
+        )
+        .await;
+    assert_eq!(status, 201, "{resp}");
     assert!(h.app.queue.sent(&h.app.config.exports_queue_url).is_empty());
 }
 

@@ -270,12 +270,15 @@ names! {
     /// answers errors with (docs/api.md, the table at the top).
     "error code"
     pub enum ErrorCode {
-        /// 400: unknown dataset, format, filter or policy; malformed JSON;
-        /// unknown field.
+        /// 400: unknown format, filter or policy; malformed JSON; unknown
+        /// field.
         BadRequest = "bad_request",
         /// 401: missing or unknown key.
         Unauthorized = "unauthorized",
-        /// 404: unknown job or route, or an object the bucket no longer has.
+        /// 403: the key may not create jobs of this kind (import, export).
+        Forbidden = "forbidden",
+        /// 404: unknown job or route, a dataset that does not exist or the
+        /// key may not use, or an object the bucket no longer has.
         NotFound = "not_found",
         /// 405: the route exists for other methods.
         MethodNotAllowed = "method_not_allowed",

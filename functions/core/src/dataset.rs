@@ -245,7 +245,7 @@ impl Datasets {
         self.by_name.get(name)
     }
 
-    pub fn names(&self) -> impl Iterator<Item = &str> {
+    pub fn names(&self) -> impl Iterator<Item = &str> + Clone {
         self.by_name.keys().map(String::as_str)
     }
 

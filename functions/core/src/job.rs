@@ -137,6 +137,112 @@ pub fn clip(text: &str, max_chars: usize) -> String {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct KeyId(pub Uuid);
 
+/// What an API key may do (docs/spec/datasets.md, "Access"): the datasets
+/// it may use, and which kinds of job it may create. A dataset a key may
+/// not use is, for that key, a dataset that does not exist (a 404).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Access {
+    /// The datasets it may use, by name; `None`: every one.
+    pub datasets: Option<Vec<String>>,
+    pub import: bool,
+    pub export: bool,
+}
+
+impl Access {
+    /// Every dataset, both kinds: what a key has unless it was limited.
+    pub fn full() -> Self {
+        Access {
+            datasets: None,
+            import: true,
+            export: true,
+        }
+    }
+
+    /// An access from what an operator typed (`xlport-admin create-key
+    /// --datasets orders,products --can import`): `datasets` a comma list of
+    /// dataset names, each one of `known` (`None`: every dataset); `can` a
+    /// comma list of `import` and `export` (`None`: both). The error names
+    /// what is wrong and what would be accepted.
+    pub fn parse<'k>(
+        datasets: Option<&str>,
+        can: Option<&str>,
+        known: impl Iterator<Item = &'k str> + Clone,
+    ) -> Result<Self, String> {
+        let datasets = match datasets {
+            None => None,
+            Some(list) => {
+                let names: Vec<String> = list
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|n| !n.is_empty())
+                    .map(str::to_string)
+                    .collect();
+                if names.is_empty() {
+                    return Err("--datasets names no dataset".into());
+                }
+                let unknown: Vec<&str> = names
+                    .iter()
+                    .map(String::as_str)
+                    .filter(|n| !known.clone().any(|k| k == *n))
+                    .collect();
+                if !unknown.is_empty() {
+                    let known: Vec<&str> = known.collect();
+                    return Err(format!(
+                        "unknown dataset(s) {}; known datasets: {}",
+                        unknown.join(", "),
+                        known.join(", ")
+                    ));
+                }
+                Some(names)
+            }
+        };
+        let (mut import, mut export) = (can.is_none(), can.is_none());
+        for word in can.unwrap_or_default().split(',').map(str::trim) {
+            match word {
+                "import" => import = true,
+                "export" => export = true,
+                "" => {}
+                other => {
+                    return Err(format!(
+                        "--can `{}`: use import, export or import,export",
+                        clip(other, 40)
+                    ));
+                }
+            }
+        }
+        if !import && !export {
+            return Err("--can names neither import nor export".into());
+        }
+        Ok(Access {
+            datasets,
+            import,
+            export,
+        })
+    }
+
+    /// Whether the key may see `dataset` at all.
+    pub fn may_use(&self, dataset: &str) -> bool {
+        self.datasets
+            .as_ref()
+            .is_none_or(|names| names.iter().any(|n| n == dataset))
+    }
+
+    /// Whether the key may create jobs of `kind`.
+    pub fn may_create(&self, kind: JobKind) -> bool {
+        match kind {
+            JobKind::Import => self.import,
+            JobKind::Export => self.export,
+        }
+    }
+}
+
+/// A caller the API knows: its key, and what that key may do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    pub key: KeyId,
+    pub access: Access,
+}
+
 /// What a new job starts with.
 #[derive(Debug, Clone)]
 pub struct NewJob {
@@ -285,6 +391,38 @@ pub mod keys {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_access_is_read_from_what_an_operator_typed() {
+        let known = ["user_purchase", "orders"];
+        let parse = |d, c| Access::parse(d, c, known.iter().copied());
+        assert_eq!(parse(None, None), Ok(Access::full()));
+        let limited = parse(Some("orders, user_purchase"), Some("import")).unwrap();
+        assert_eq!(
+            limited.datasets.as_deref(),
+            Some(&["orders".to_string(), "user_purchase".to_string()][..])
+        );
+        assert!(limited.may_use("orders") && !limited.may_use("products"));
+        assert!(limited.may_create(JobKind::Import) && !limited.may_create(JobKind::Export));
+        assert_eq!(
+            parse(Some("orders,nope"), None),
+            Err("unknown dataset(s) nope; known datasets: user_purchase, orders".into())
+        );
+        assert_eq!(
+            parse(Some(" , "), None),
+            Err("--datasets names no dataset".into())
+        );
+        assert_eq!(
+            parse(None, Some("delete")),
+            Err("--can `delete`: use import, export or import,export".into())
+        );
+        assert_eq!(
+            parse(None, Some("")),
+            Err("--can names neither import nor export".into())
+        );
+        let both = parse(None, Some("export,import")).unwrap();
+        assert!(both.may_create(JobKind::Import) && both.may_create(JobKind::Export));
+    }
 
     #[test]
     fn happy_paths_are_allowed() {

@@ -4,7 +4,7 @@
 use uuid::Uuid;
 use xlport_contract::{CsvOptions, ExportFormat, ExportOptions, ExportRequest, JobOptions, one_of};
 use xlport_core::export::{CsvDialect, parse_filter};
-use xlport_core::job::{KeyId, NewJob};
+use xlport_core::job::{Caller, NewJob};
 use xlport_core::message::ExportRequested;
 use xlport_core::ports::{JobQueue, JobStore, Ports};
 use xlport_core::{JobKind, JobState};
@@ -16,14 +16,12 @@ impl<P: Ports> App<P> {
     /// fails the job at once (503), so no job waits for a message never sent.
     pub(crate) async fn create_export(
         &self,
-        owner: KeyId,
+        caller: &Caller,
         req: &lambda_http::Request,
     ) -> ApiResult {
+        let owner = caller.key;
         let body: ExportRequest = parse_json(req)?;
-        let dataset = self
-            .datasets
-            .get(&body.dataset)
-            .ok_or_else(|| self.unknown_dataset(&body.dataset))?;
+        let dataset = self.dataset_for(caller, &body.dataset, JobKind::Export)?;
         let format = match body.format.as_deref() {
             None => ExportFormat::default(),
             Some(name) => ExportFormat::parse(name).ok_or_else(|| {

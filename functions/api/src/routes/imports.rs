@@ -11,7 +11,7 @@ use xlport_contract::{
     CompleteRequest, ConflictPolicy, ImportCreated, ImportOptions, ImportRequest, JobOptions,
     MultipartPlan, PartUrl, PartsAnswer, PartsRequest, SinglePut, Upload, one_of,
 };
-use xlport_core::job::{Job, KeyId, NewJob, keys};
+use xlport_core::job::{Caller, Job, KeyId, NewJob, keys};
 use xlport_core::ports::{JobStore, ObjectStore, Ports};
 use xlport_core::{JobKind, JobState};
 
@@ -63,11 +63,10 @@ fn check_part_numbers(
 }
 
 impl<P: Ports> App<P> {
-    pub(crate) async fn create_import(&self, owner: KeyId, req: &Request) -> ApiResult {
+    pub(crate) async fn create_import(&self, caller: &Caller, req: &Request) -> ApiResult {
+        let owner = caller.key;
         let body: ImportRequest = parse_json(req)?;
-        if self.datasets.get(&body.dataset).is_none() {
-            return Err(self.unknown_dataset(&body.dataset));
-        }
+        self.dataset_for(caller, &body.dataset, JobKind::Import)?;
         if body.filename.trim().is_empty() {
             return Err(ApiError::BadRequest("`filename` must not be empty".into()));
         }

@@ -21,8 +21,8 @@ use super::{
 };
 use crate::apikey;
 use crate::job::{
-    Claim, ExpiredUpload, Job, JobKind, JobState, KeyId, NewJob, PartStatus, Stalled,
-    UploadOutcome, bounded_error, bounded_warnings,
+    Access, Caller, Claim, ExpiredUpload, Job, JobKind, JobState, KeyId, NewJob, PartStatus,
+    Stalled, UploadOutcome, bounded_error, bounded_warnings,
 };
 use crate::lifecycle::Step;
 
@@ -89,7 +89,7 @@ impl StoredJob {
 
 #[derive(Default)]
 struct Jobs {
-    keys: HashMap<String, KeyId>,
+    keys: HashMap<String, Caller>,
     jobs: HashMap<Uuid, StoredJob>,
     parts: HashMap<Uuid, Vec<PartStatus>>,
     /// An import's rejected rows by `ord` (the report's order).
@@ -115,11 +115,18 @@ impl MemoryJobStore {
         self.down.store(down, Ordering::SeqCst);
     }
 
-    /// Adds an API key whose plaintext is `plaintext`.
+    /// Adds an API key whose plaintext is `plaintext`, with full access.
     pub fn add_key(&self, plaintext: &str) -> KeyId {
-        let id = KeyId(Uuid::new_v4());
-        lock(&self.inner).keys.insert(apikey::hash(plaintext), id);
-        id
+        self.add_key_with(plaintext, Access::full())
+    }
+
+    /// Adds an API key whose plaintext is `plaintext`, limited to `access`.
+    pub fn add_key_with(&self, plaintext: &str, access: Access) -> KeyId {
+        let key = KeyId(Uuid::new_v4());
+        lock(&self.inner)
+            .keys
+            .insert(apikey::hash(plaintext), Caller { key, access });
+        key
     }
 
     /// Records a part of an import, as the import's loader would.
@@ -160,8 +167,8 @@ impl JobStore for MemoryJobStore {
         self.up().map(|_| ())
     }
 
-    async fn authenticate(&self, token: &str) -> Result<Option<KeyId>, Down> {
-        Ok(self.up()?.keys.get(&apikey::hash(token)).copied())
+    async fn authenticate(&self, token: &str) -> Result<Option<Caller>, Down> {
+        Ok(self.up()?.keys.get(&apikey::hash(token)).cloned())
     }
 
     async fn create_job(&self, new: NewJob) -> Result<Job, Down> {

@@ -14,7 +14,9 @@ use std::time::Duration;
 
 use uuid::Uuid;
 
-use crate::job::{Claim, ExpiredUpload, Job, KeyId, NewJob, PartStatus, Stalled, UploadOutcome};
+use crate::job::{
+    Caller, Claim, ExpiredUpload, Job, KeyId, NewJob, PartStatus, Stalled, UploadOutcome,
+};
 
 /// What a storage call failed with, in terms the caller can act on.
 #[derive(Debug, thiserror::Error)]
@@ -215,11 +217,12 @@ pub trait JobStore: Send + Sync {
     /// Checks the store answers (for `/health`).
     fn ping(&self) -> impl Future<Output = Result<(), Self::Error>> + Send;
 
-    /// The key whose plaintext is `token`, unless unknown or revoked.
+    /// The caller whose key's plaintext is `token`, with what the key may
+    /// do; `None` when the key is unknown or revoked.
     fn authenticate(
         &self,
         token: &str,
-    ) -> impl Future<Output = Result<Option<KeyId>, Self::Error>> + Send;
+    ) -> impl Future<Output = Result<Option<Caller>, Self::Error>> + Send;
 
     fn create_job(&self, new: NewJob) -> impl Future<Output = Result<Job, Self::Error>> + Send;
 
