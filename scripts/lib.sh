@@ -117,6 +117,8 @@ ensure_cargo_lambda() {
 # Other spreadsheet readers the tests open xlport's exports with (openpyxl,
 # as Python users read them), pinned; prints the venv's python.
 OPENPYXL_VERSION=3.1.5
+# API fuzzing against docs/openapi.json (scripts/test).
+SCHEMATHESIS_VERSION=4.32.5
 ensure_readers_venv() {
   ensure_pinned_venv readers-venv "openpyxl==$OPENPYXL_VERSION" "the export reader tests"
   echo "$XLPORT_HOME/readers-venv/bin/python"

@@ -27,8 +27,10 @@ pub enum ApiError {
     Conflict(String),
     #[error("{0}")]
     PayloadTooLarge(String),
-    #[error("method {0} is not allowed here")]
-    MethodNotAllowed(String),
+    /// The path exists for other methods: `allow` lists them (the `Allow`
+    /// header a 405 carries, RFC 9110 §15.5.6).
+    #[error("method {method} is not allowed here; use {allow}")]
+    MethodNotAllowed { method: String, allow: String },
     /// A dependency (the job store, the bucket, a queue) failed; the text,
     /// for the log, says which and how.
     #[error("a dependency is unavailable: {0}")]
@@ -47,7 +49,7 @@ impl ApiError {
             ApiError::Forbidden(_) => 403,
             ApiError::Conflict(_) => 409,
             ApiError::PayloadTooLarge(_) => 413,
-            ApiError::MethodNotAllowed(_) => 405,
+            ApiError::MethodNotAllowed { .. } => 405,
             ApiError::Unavailable(_) => 503,
             ApiError::Internal(_) => 500,
         }
@@ -61,7 +63,7 @@ impl ApiError {
             ApiError::Forbidden(_) => ErrorCode::Forbidden,
             ApiError::Conflict(_) => ErrorCode::Conflict,
             ApiError::PayloadTooLarge(_) => ErrorCode::PayloadTooLarge,
-            ApiError::MethodNotAllowed(_) => ErrorCode::MethodNotAllowed,
+            ApiError::MethodNotAllowed { .. } => ErrorCode::MethodNotAllowed,
             ApiError::Unavailable(_) => ErrorCode::Unavailable,
             ApiError::Internal(_) => ErrorCode::Internal,
         }
@@ -97,6 +99,11 @@ impl ApiError {
             && let Ok(v) = "Bearer".parse()
         {
             resp.headers_mut().insert("www-authenticate", v);
+        }
+        if let ApiError::MethodNotAllowed { allow, .. } = &self
+            && let Ok(v) = allow.parse()
+        {
+            resp.headers_mut().insert("allow", v);
         }
         resp
     }

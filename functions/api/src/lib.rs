@@ -52,8 +52,7 @@ pub fn json_response(status: u16, body: &impl Serialize) -> Response<Body> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {
     /// Anyone: the browser page, which asks for the key itself. Another
-    /// method on its path is no route of the API's (404, once the key is
-    /// known).
+    /// method on its path is a 405 listing `GET`, without a key.
     Page,
     /// Anyone, so that load balancers and scripts need no key; another
     /// method on its path is a 405, without a key.
@@ -201,6 +200,14 @@ impl<P: Ports> App<P> {
             .filter_map(|r| r.matches(&segments).map(|id| (r, id)))
             .collect();
         let has = |access: Access| on_path.iter().any(|(r, _)| r.op.access() == access);
+        let not_allowed = || {
+            let mut allow: Vec<&str> = on_path.iter().map(|(r, _)| r.method).collect();
+            allow.dedup();
+            ApiError::MethodNotAllowed {
+                method: method.to_string(),
+                allow: allow.join(", "),
+            }
+        };
         let found = on_path
             .iter()
             .find(|(r, _)| r.method == method.as_str())
@@ -209,15 +216,13 @@ impl<P: Ports> App<P> {
             Some((route, id)) if route.op.access() != Access::Key => {
                 return self.serve(route.op, None, id, &req).await;
             }
-            None if has(Access::Open) => {
-                return Err(ApiError::MethodNotAllowed(method.to_string()));
-            }
+            None if has(Access::Open) || has(Access::Page) => return Err(not_allowed()),
             _ => {}
         }
         let caller = self.authenticate(&req).await?;
         match found {
             Some((route, id)) => self.serve(route.op, Some(caller), id, &req).await,
-            None if has(Access::Key) => Err(ApiError::MethodNotAllowed(method.to_string())),
+            None if has(Access::Key) => Err(not_allowed()),
             None => Err(ApiError::NotFound(format!("route {method} {path}"))),
         }
     }

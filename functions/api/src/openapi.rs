@@ -118,7 +118,7 @@ fn health() {}
     path = "/datasets",
     tag = "service",
     responses(
-        (status = 200, description = "Every configured dataset", body = Vec<DatasetView>),
+        (status = 200, description = "The datasets the key may use", body = Vec<DatasetView>),
         (status = 401, description = "Missing or unknown key", body = ErrorBody)
     )
 )]
@@ -168,8 +168,10 @@ fn get_job() {}
     request_body = ExportRequest,
     responses(
         (status = 202, description = "The job, `queued`", body = JobView),
-        (status = 400, description = "Unknown dataset, format, dialect or filter; malformed JSON; unknown field", body = ErrorBody),
+        (status = 400, description = "Unknown format, dialect or filter; malformed JSON; unknown field", body = ErrorBody),
         (status = 401, description = "Missing or unknown key", body = ErrorBody),
+        (status = 403, description = "The key may not create exports", body = ErrorBody),
+        (status = 404, description = "A dataset that does not exist or the key may not use", body = ErrorBody),
         (status = 503, description = "The job store or the queue is down (the job, if created, has failed)", body = ErrorBody)
     )
 )]
@@ -187,8 +189,10 @@ fn create_export() {}
     request_body = ImportRequest,
     responses(
         (status = 201, description = "The job, `awaiting_upload`, with its upload plan", body = ImportCreated),
-        (status = 400, description = "Unknown dataset or policy; a bad filename or size; malformed JSON; unknown field", body = ErrorBody),
+        (status = 400, description = "Unknown policy; a bad filename or size; malformed JSON; unknown field", body = ErrorBody),
         (status = 401, description = "Missing or unknown key", body = ErrorBody),
+        (status = 403, description = "The key may not create imports", body = ErrorBody),
+        (status = 404, description = "A dataset that does not exist or the key may not use", body = ErrorBody),
         (status = 413, description = "Declared size over `XLPORT_MAX_UPLOAD_BYTES`", body = ErrorBody),
         (status = 503, description = "The job store or the bucket is down", body = ErrorBody)
     )

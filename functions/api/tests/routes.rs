@@ -185,14 +185,23 @@ async fn unknown_routes_are_404_and_wrong_methods_405() {
         (404, Some("not_found")),
         "{body}"
     );
-    for (method, path) in [
-        (Method::DELETE, "/jobs"),
-        (Method::PUT, "/imports"),
-        (Method::GET, "/exports"),
-        (Method::GET, "/imports/x/complete"),
+    for (method, path, allow) in [
+        (Method::DELETE, "/jobs", "GET"),
+        (Method::PUT, "/imports", "POST"),
+        (Method::GET, "/exports", "POST"),
+        (Method::GET, "/imports/x/complete", "POST"),
+        (Method::TRACE, "/health", "GET"),
+        (Method::TRACE, "/", "GET"),
+        (Method::POST, "/", "GET"),
     ] {
-        let (status, body) = h.call(method.clone(), path, Some(KEY), None).await;
+        let (status, headers, body) = h.raw(method.clone(), path, Some(KEY), None).await;
         assert_eq!(status, 405, "{method} {path}: {body}");
+        // RFC 9110 §15.5.6: a 405 lists the methods the path has.
+        assert_eq!(
+            headers.get("allow").and_then(|v| v.to_str().ok()),
+            Some(allow),
+            "{method} {path}"
+        );
     }
 }
 
@@ -852,4 +861,31 @@ async fn a_finished_job_links_its_file_and_an_import_lists_its_parts() {
     );
     assert!(report.contains(&format!("{id}-errors.xlsx")), "{report}");
     assert_eq!(JobKind::Import.as_str(), job["kind"]);
+}
+
+/// A body that is not UTF-8 (a Function URL hands it over base64-encoded,
+/// lambda_http as `Body::Binary`) is malformed JSON: a 400, never a 500.
+#[tokio::test]
+async fn a_body_that_is_not_utf8_is_a_400() {
+    let h = harness();
+    for path in [
+        "/exports",
+        "/imports",
+        "/imports/x/complete",
+        "/imports/x/parts",
+    ] {
+        let req: Request = lambda_http::http::Request::builder()
+            .method(Method::POST)
+            .uri(path)
+            .header("authorization", format!("Bearer {KEY}"))
+            .header("content-type", "application/json")
+            .body(Body::Binary(vec![0xff, 0x66, 0x00, 0xc3]))
+            .expect("request");
+        let resp = h.app.handle(req).await;
+        let status = resp.status().as_u16();
+        assert!(status == 400 || status == 404, "{path}: {status}");
+        if path == "/exports" || path == "/imports" {
+            assert_eq!(status, 400, "{path}");
+        }
+    }
 }

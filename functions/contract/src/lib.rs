@@ -18,6 +18,7 @@ pub mod counts;
 pub mod dataset;
 pub mod error;
 pub mod health;
+pub mod integral;
 pub mod job;
 pub mod names;
 pub mod options;

@@ -19,6 +19,7 @@ pub struct ImportRequest {
     pub filename: String,
     /// The file's size in bytes (> 0, at most `XLPORT_MAX_UPLOAD_BYTES`):
     /// the upload URL is signed for exactly this size.
+    #[serde(deserialize_with = "crate::integral::u64")]
     pub size: u64,
     /// `upsert` (the default), `skip` or `reject`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -66,7 +67,11 @@ pub struct CsvRequest {
 #[serde(deny_unknown_fields)]
 pub struct PartsRequest {
     /// 1-based part numbers, each once.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::integral::option_vec_i32"
+    )]
     pub part_numbers: Option<Vec<i32>>,
 }
 
@@ -83,6 +88,7 @@ pub struct CompleteRequest {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct PartEtag {
     /// 1-based.
+    #[serde(deserialize_with = "crate::integral::i32")]
     pub part_number: i32,
     /// As S3 answered the part's PUT.
     pub etag: String,

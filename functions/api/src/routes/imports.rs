@@ -218,10 +218,11 @@ impl<P: Ports> App<P> {
     /// Fresh URLs for the parts asked for (all by default) and the parts
     /// S3 already has, so an interrupted upload resumes where it stopped.
     pub(crate) async fn upload_parts(&self, owner: KeyId, id: &str, req: &Request) -> ApiResult {
+        // No body, or `null`, asks for every part.
         let body: PartsRequest = if matches!(req.body(), Body::Empty) {
             PartsRequest::default()
         } else {
-            parse_json(req)?
+            parse_json::<Option<PartsRequest>>(req)?.unwrap_or_default()
         };
         let (job, key, upload_id, plan) = self.pending_multipart(owner, id).await?;
         let numbers = body
