@@ -101,6 +101,27 @@ impl CsvDialect {
         }
     }
 
+    /// A Postgres float (`-1234.5`, `1.5e+20`) in this dialect; `NaN` and
+    /// `Infinity` as text.
+    fn float<'v>(&self, v: &'v str) -> std::borrow::Cow<'v, str> {
+        match v.parse::<f64>() {
+            Ok(x) if x.is_finite() => self.decimal(v),
+            _ => neutralise_formula(v),
+        }
+    }
+
+    /// A Postgres timestamp (`2026-01-02 03:04:05+00`) in this dialect: the
+    /// date part as [`CsvDialect::date`] writes it, the rest as printed (the
+    /// import reads both back exactly; docs/spec/datasets.md, "Column types").
+    fn timestamp<'v>(&self, v: &'v str) -> std::borrow::Cow<'v, str> {
+        match (v.get(..10), v.get(10..)) {
+            (Some(date), Some(rest)) if self.day_month_year && iso_date_fields(date).is_some() => {
+                std::borrow::Cow::Owned(format!("{}{rest}", self.date(date)))
+            }
+            _ => std::borrow::Cow::Borrowed(v),
+        }
+    }
+
     /// A Postgres date (`2013-05-22`) in this dialect.
     fn date<'v>(&self, v: &'v str) -> std::borrow::Cow<'v, str> {
         match iso_date_fields(v) {
@@ -177,6 +198,9 @@ impl<W: Write> CsvExport<W> {
                 (Some(v), ColumnType::Boolean) => if v == "t" { "1" } else { "0" }.to_string(),
                 (Some(v), ColumnType::Decimal) => self.dialect.decimal(v).into_owned(),
                 (Some(v), ColumnType::Date) => self.dialect.date(v).into_owned(),
+                (Some(v), ColumnType::Integer) => v.to_string(),
+                (Some(v), ColumnType::Float) => self.dialect.float(v).into_owned(),
+                (Some(v), ColumnType::Timestamp) => self.dialect.timestamp(v).into_owned(),
                 (Some(v), _) => neutralise_formula(v).into_owned(),
             };
             self.record.push(cell);
