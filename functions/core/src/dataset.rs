@@ -357,7 +357,7 @@ fn column_rules(
         };
         if known.is_none() {
             return Err(format!(
-                "pg_type `{}` is not a Postgres type for a {kind} column (use {})",
+                "pg_type `{}` is not a Postgres type for `{kind}` columns (use {})",
                 crate::job::clip(declared, 40),
                 pg_types_of(kind)
             ));
@@ -410,7 +410,10 @@ fn column_rules(
         if let Some(bound) = bound {
             only(key, ranged, "integer, float, decimal, date and timestamp")?;
             let limit = limit_of(column, &rules, bound).ok_or_else(|| {
-                format!("{key} {} is not a valid {kind} value", bound_text(bound))
+                format!(
+                    "{key} {} is not a value the {kind} column can hold",
+                    bound_text(bound)
+                )
             })?;
             if key == "min" {
                 rules.checks.min = Some(limit);
@@ -566,6 +569,7 @@ impl Datasets {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cells::JsonType;
 
     #[test]
     fn builtin_declares_user_purchase_as_the_spec_says() {
@@ -644,6 +648,218 @@ mod tests {
             err.contains("not a plain lower-case SQL identifier"),
             "{err}"
         );
+    }
+
+    /// The error of a dataset `t` with a text key and the column declared
+    /// by `column` (TOML keys), and `dataset` keys; empty if it loads.
+    fn problem(dataset: &str, column: &str) -> String {
+        let text = format!(
+            "[[dataset]]\nname = \"t\"\ntable = \"t\"\nkey = \"k\"\n{dataset}\n\
+             [[dataset.column]]\nname = \"k\"\nheader = \"K\"\ntype = \"text\"\n\
+             [[dataset.column]]\nname = \"c\"\nheader = \"C\"\n{column}\n"
+        );
+        match Datasets::parse(&text, "inline") {
+            Ok(_) => String::new(),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn typed_columns_and_checks_are_read_at_load() {
+        let text = r#"
+            [[dataset]]
+            name = "t"
+            table = "t"
+            key = "k"
+            timezone = "-03:00"
+            true_words = ["sim"]
+            [[dataset.column]]
+            name = "k"
+            header = "K"
+            type = "integer"
+            pg_type = "SMALLINT"
+            min = 1
+            max = 100
+            [[dataset.column]]
+            name = "f"
+            header = "F"
+            type = "float"
+            pg_type = "float4"
+            [[dataset.column]]
+            name = "at"
+            header = "At"
+            type = "timestamp"
+            pg_type = "timestamp  without  time zone"
+            max = 2030-01-01T00:00:00Z
+            [[dataset.column]]
+            name = "j"
+            header = "J"
+            type = "json"
+            pg_type = "json"
+            [[dataset.column]]
+            name = "s"
+            header = "S"
+            type = "enum"
+            pg_type = "public.order_status"
+            labels = ["a", "b"]
+            [[dataset.column]]
+            name = "x"
+            header = "X"
+            type = "text"
+            pg_type = "varchar(40)"
+            max_length = 40
+            pattern = "[a-z]+"
+            [[dataset.column]]
+            name = "flag"
+            header = "Flag"
+            type = "boolean"
+        "#;
+        let ds = Datasets::parse(text, "inline").unwrap();
+        let t = ds.get("t").unwrap();
+        let rules = |name: &str| &t.column(name).unwrap().rules;
+        assert_eq!(rules("k").integer, IntegerType::Smallint);
+        assert_eq!(rules("k").checks.min, Some(Limit::Integer(1)));
+        assert_eq!(rules("k").checks.max, Some(Limit::Integer(100)));
+        assert_eq!(rules("f").float, FloatType::Real);
+        let at = rules("at").timestamp;
+        assert!(!at.with_time_zone);
+        assert_eq!(at.zone.local_minus_utc(), -3 * 3600);
+        assert_eq!(
+            rules("at").checks.max.as_ref().map(ToString::to_string),
+            Some("2029-12-31 21:00:00".into())
+        );
+        assert_eq!(rules("j").json, JsonType::Json);
+        assert_eq!(rules("s").labels.declared(), ["a", "b"]);
+        assert_eq!(rules("x").checks.max_length, Some(40));
+        assert!(
+            rules("x")
+                .checks
+                .pattern
+                .as_ref()
+                .is_some_and(|p| p.matches("abc"))
+        );
+        assert!(!rules("flag").words.is_empty());
+        assert!(rules("x").words.is_empty(), "words are for boolean columns");
+        // Defaults: bigint, double precision, timestamptz in UTC, jsonb.
+        let ds = Datasets::parse(
+            "[[dataset]]\nname = \"d\"\ntable = \"d\"\nkey = \"k\"\n\
+             [[dataset.column]]\nname = \"k\"\nheader = \"K\"\ntype = \"integer\"\n",
+            "inline",
+        )
+        .unwrap();
+        let rules = &ds.get("d").unwrap().columns[0].rules;
+        assert_eq!(rules.integer, IntegerType::Bigint);
+        assert_eq!(rules.float, FloatType::Double);
+        assert_eq!(rules.timestamp, TimestampRule::default());
+        assert_eq!(rules.json, JsonType::Jsonb);
+        assert!(rules.checks.is_empty());
+    }
+
+    #[test]
+    fn declarations_that_cannot_work_are_refused_naming_dataset_and_column() {
+        for (dataset, column, want) in [
+            (
+                "",
+                "type = \"integer\"\npg_type = \"numeric\"",
+                "dataset `t`: column `c`: pg_type `numeric` is not a Postgres type for \
+                 `integer` columns (use smallint, integer or bigint)",
+            ),
+            (
+                "",
+                "type = \"text\"\npg_type = \"integer\"",
+                "dataset `t`: column `c`: pg_type `integer` is not a Postgres type for `text` \
+                 columns (use text, varchar(n) or char(n))",
+            ),
+            (
+                "",
+                "type = \"integer\"\nmax_length = 3",
+                "dataset `t`: column `c`: max_length applies to text columns, not integer",
+            ),
+            (
+                "",
+                "type = \"text\"\nmax_length = 0",
+                "dataset `t`: column `c`: max_length must be at least 1",
+            ),
+            (
+                "",
+                "type = \"text\"\nmin = 1",
+                "dataset `t`: column `c`: min applies to integer, float, decimal, date and \
+                 timestamp columns, not text",
+            ),
+            (
+                "",
+                "type = \"integer\"\npg_type = \"smallint\"\nmax = 40000",
+                "dataset `t`: column `c`: max 40000 is not a value the integer column can hold",
+            ),
+            (
+                "",
+                "type = \"date\"\nmin = \"yesterday\"",
+                "dataset `t`: column `c`: min `yesterday` is not a value the date column can \
+                 hold",
+            ),
+            (
+                "",
+                "type = \"integer\"\nmin = 10\nmax = 1",
+                "dataset `t`: column `c`: min 10 is greater than max 1",
+            ),
+            (
+                "",
+                "type = \"float\"\nmin = true",
+                "dataset `t`: column `c`: min true is not a value the float column can hold",
+            ),
+            (
+                "",
+                "type = \"enum\"",
+                "dataset `t`: column `c`: an enum column needs its labels",
+            ),
+            (
+                "",
+                "type = \"enum\"\nlabels = [\"Sim\", \"sim\"]",
+                "dataset `t`: column `c`: labels `Sim` and `sim` are the same once case and \
+                 accents are ignored",
+            ),
+            (
+                "",
+                "type = \"text\"\nlabels = [\"a\"]",
+                "dataset `t`: column `c`: labels applies to enum columns, not text",
+            ),
+            (
+                "",
+                "type = \"enum\"\nlabels = [\"a\"]\none_of = [\"a\"]",
+                "dataset `t`: column `c`: one_of applies to text (an enum column has labels) \
+                 columns, not enum",
+            ),
+            (
+                "",
+                "type = \"text\"\npattern = \"(\"",
+                "dataset `t`: column `c`: pattern `(` is not a regular expression: unclosed \
+                 group",
+            ),
+            (
+                "",
+                "type = \"uuid\"\nemail = true",
+                "dataset `t`: column `c`: email applies to text columns, not uuid",
+            ),
+            (
+                "timezone = \"America/Sao_Paulo\"",
+                "type = \"timestamp\"",
+                "dataset `t`: timezone `America/Sao_Paulo` is a named zone: use UTC or a fixed \
+                 offset such as -03:00 (named zones and their daylight-saving rules are not \
+                 supported)",
+            ),
+            (
+                "true_words = [\"sim\"]\nfalse_words = [\"SIM\"]",
+                "type = \"boolean\"",
+                "dataset `t`: word `sim` means both true and false",
+            ),
+        ] {
+            assert_eq!(problem(dataset, column), want, "{column}");
+        }
+        assert!(
+            problem("", "type = \"text\"\nmaxlength = 3").contains("unknown field `maxlength`"),
+            "unknown keys are refused"
+        );
+        assert_eq!(problem("", "type = \"text\"\nmax_length = 3"), "");
     }
 
     #[test]

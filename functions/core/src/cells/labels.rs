@@ -85,48 +85,77 @@ pub fn parse_label(cell: &Cell<'_>, labels: &Labels) -> Result<String, Refusal> 
 
 /// A dataset's boolean words (docs/spec/datasets.md, "Column types",
 /// `boolean`: `true_words = ["sim", "s"]`, `false_words = ["não", "nao",
-/// "n"]`), matched by [`label_key`] after the flag rule.
+/// "n"]`), matched by [`label_key`] after the flag rule. Spellings with the
+/// same key (`não`, `nao`) may both be listed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FlagWords {
-    trues: Labels,
-    falses: Labels,
+    declared: Vec<String>,
+    true_keys: Vec<String>,
+    false_keys: Vec<String>,
 }
 
 impl FlagWords {
     /// The words of a declaration; the error says which word is empty,
-    /// repeated, on both lists, or a flag of the other meaning (`0` as a
-    /// true word).
+    /// `NULL`, on both lists, or a flag of the other meaning (`0` as a true
+    /// word).
     pub fn new(true_words: &[String], false_words: &[String]) -> Result<FlagWords, String> {
-        let trues = Labels::new(true_words).map_err(|e| format!("true_words: {e}"))?;
-        let falses = Labels::new(false_words).map_err(|e| format!("false_words: {e}"))?;
-        for (words, meaning) in [(&trues, true), (&falses, false)] {
-            for word in words.declared() {
-                let clash = match parse_flag(&Cell::Text(word)) {
-                    Ok(flag) => flag != meaning,
-                    Err(_) => false,
-                };
-                let other = if meaning { &falses } else { &trues };
-                if clash || other.find(word).is_some() {
+        let keys = |words: &[String], list: &str| -> Result<Vec<String>, String> {
+            words
+                .iter()
+                .map(|word| {
+                    let key = label_key(word);
+                    if key.is_empty() {
+                        Err(format!("{list} has an empty word"))
+                    } else if key == "null" {
+                        Err("`NULL` is SQL NULL, not a boolean word".into())
+                    } else {
+                        Ok(key)
+                    }
+                })
+                .collect()
+        };
+        let true_keys = keys(true_words, "true_words")?;
+        let false_keys = keys(false_words, "false_words")?;
+        for (words, meaning, others) in [
+            (true_words, true, &false_keys),
+            (false_words, false, &true_keys),
+        ] {
+            for word in words {
+                let flag_clash = parse_flag(&Cell::Text(word)).is_ok_and(|flag| flag != meaning);
+                if flag_clash || others.contains(&label_key(word)) {
                     return Err(format!("word `{word}` means both true and false"));
-                }
-                if word.eq_ignore_ascii_case("null") {
-                    return Err("`NULL` is SQL NULL, not a boolean word".into());
                 }
             }
         }
-        Ok(FlagWords { trues, falses })
+        let declared = true_words.iter().chain(false_words).cloned().collect();
+        Ok(FlagWords {
+            declared,
+            true_keys,
+            false_keys,
+        })
     }
 
     pub fn is_empty(&self) -> bool {
-        self.trues.is_empty() && self.falses.is_empty()
+        self.declared.is_empty()
     }
 
     /// Every accepted spelling, for messages: the flag rule's, then the words.
     fn expected(&self) -> String {
         let mut all: Vec<String> = ["0", "1", "true", "false"].map(String::from).to_vec();
-        all.extend(self.trues.declared().iter().cloned());
-        all.extend(self.falses.declared().iter().cloned());
+        all.extend(self.declared.iter().cloned());
         listed(&all)
+    }
+
+    /// What `text` means, if it is one of the words.
+    fn find(&self, text: &str) -> Option<bool> {
+        let key = label_key(text);
+        if self.true_keys.contains(&key) {
+            Some(true)
+        } else if self.false_keys.contains(&key) {
+            Some(false)
+        } else {
+            None
+        }
     }
 }
 
@@ -143,13 +172,9 @@ pub fn parse_boolean(cell: &Cell<'_>, words: &FlagWords) -> Result<bool, Refusal
                 Cell::Text(s) | Cell::Error(s) => s,
                 _ => return Err(Refusal::new(reason, words.expected())),
             };
-            if words.trues.find(text).is_some() {
-                Ok(true)
-            } else if words.falses.find(text).is_some() {
-                Ok(false)
-            } else {
-                Err(Refusal::new(reason, words.expected()))
-            }
+            words
+                .find(text)
+                .ok_or_else(|| Refusal::new(reason, words.expected()))
         }
     }
 }
@@ -238,10 +263,9 @@ mod tests {
             err(&["null"], &[]),
             "`NULL` is SQL NULL, not a boolean word"
         );
-        assert_eq!(
-            err(&["sim", "SIM"], &[]),
-            "true_words: labels `sim` and `SIM` are the same once case and accents are ignored"
-        );
-        assert!(FlagWords::new(&strings(&["1", "true"]), &[]).is_ok());
+        assert_eq!(err(&[" "], &[]), "true_words has an empty word");
+        assert_eq!(err(&["s"], &["Ś"]), "word `s` means both true and false");
+        assert!(FlagWords::new(&strings(&["1", "true", "sim", "SIM"]), &[]).is_ok());
+        assert!(FlagWords::new(&strings(&["sim"]), &strings(&["não", "nao"])).is_ok());
     }
 }

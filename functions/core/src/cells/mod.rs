@@ -46,6 +46,8 @@ mod timestamp;
 mod uuid;
 
 #[cfg(test)]
+mod every_type;
+#[cfg(test)]
 mod test_support;
 
 pub use checks::{Checks, Limit, Pattern, is_email};

@@ -482,10 +482,10 @@ mod tests {
 
     /// A dataset with a text key and one column `c` of the given type.
     fn one_column_dataset(kind: &str, nullable: bool) -> Dataset {
-        let decimal = if kind == "decimal" {
-            "precision = 14\nscale = 2"
-        } else {
-            ""
+        let decimal = match kind {
+            "decimal" => "precision = 14\nscale = 2",
+            "enum" => "labels = [\"a\"]",
+            _ => "",
         };
         let text = format!(
             r#"
@@ -520,7 +520,7 @@ mod tests {
                 &[Cell::Text("key"), cell],
             )
         };
-        for kind in ["cpf", "cnpj", "boolean", "date", "decimal", "text"] {
+        for kind in xlport_contract::ColumnType::NAMES {
             for cell in [Cell::Empty, Cell::Text("  "), Cell::Text("null")] {
                 let RowOutcome::Valid(row) = run(kind, true, cell) else {
                     panic!("{kind} nullable {cell:?}");
@@ -604,6 +604,20 @@ mod tests {
         ] {
             let m = r(reason, "x");
             assert!(m.starts_with("column cpf: ") && m.contains("\"x\""), "{m}");
+        }
+        // The rules with a limit or a list, built without one (the exact
+        // messages with one are cells::every_type's).
+        for (reason, want) in [
+            (Reason::OutOfRange, "is out of range for the column"),
+            (Reason::NotInList, "is not one of the column's values"),
+            (Reason::InvalidJson, "is not valid JSON"),
+            (Reason::TooLong, "is too long for the column"),
+            (
+                Reason::PatternMismatch,
+                "does not match the column's pattern",
+            ),
+        ] {
+            assert_eq!(r(reason, "x"), format!("column cpf: \"x\" {want}"));
         }
     }
 

@@ -228,7 +228,7 @@ fn csv_io(e: csv::Error) -> ExportError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::export::test_support::{row, up};
+    use crate::export::test_support::{TYPED_ROWS, row, typed, up};
 
     #[test]
     fn formulas_are_neutralised_numbers_are_not() {
@@ -289,6 +289,62 @@ mod tests {
             "unknown CSV dialect `excel-xx`: use rfc4180 or excel-br"
         );
         assert_eq!(CsvDialect::default_dialect().name.as_str(), "rfc4180");
+    }
+
+    #[test]
+    fn typed_columns_are_plain_numbers_timestamps_and_text_in_each_dialect() {
+        let write = |dialect: &str| {
+            let dialect = CsvDialect::named(dialect).unwrap();
+            let mut csv = CsvExport::with_dialect(&typed(), Vec::new(), dialect).unwrap();
+            for line in TYPED_ROWS {
+                csv.write_row(&row(line)).unwrap();
+            }
+            String::from_utf8(csv.finish().unwrap()).unwrap()
+        };
+        assert_eq!(
+            write("rfc4180"),
+            "\u{feff}K,N,X,At,Id,Status,Doc\n\
+             k1,42,-1.5,2026-01-02 03:04:05.5+00,0f8fad5b-d9cb-469f-a165-70867728950e,Em Trânsito,\
+             \"{\"\"a\"\": 1}\"\n\
+             k2,9223372036854775807,1e+20,2026-01-02 03:04:05-03:30,\
+             00000000-0000-0000-0000-000000000000,paid,[1]\n\
+             k3,,NaN,infinity,,,\n"
+        );
+        assert_eq!(
+            write("excel-br"),
+            "\u{feff}K;N;X;At;Id;Status;Doc\r\n\
+             k1;42;-1,5;02/01/2026 03:04:05.5+00;0f8fad5b-d9cb-469f-a165-70867728950e;Em Trânsito;\
+             \"{\"\"a\"\": 1}\"\r\n\
+             k2;9223372036854775807;1e+20;02/01/2026 03:04:05-03:30;\
+             00000000-0000-0000-0000-000000000000;paid;[1]\r\n\
+             k3;;NaN;infinity;;;\r\n"
+        );
+        // What the excel-br dialect writes reads back as the same values.
+        use crate::cells::{Cell, FloatType, TimestampRule, parse_float, parse_timestamp};
+        assert_eq!(
+            parse_float(&Cell::Text("-1,5"), FloatType::Double).map(|f| f.get()),
+            Ok(-1.5)
+        );
+        assert_eq!(
+            parse_timestamp(
+                &Cell::Text("02/01/2026 03:04:05-03:30"),
+                TimestampRule::default()
+            ),
+            parse_timestamp(
+                &Cell::Text("2026-01-02 03:04:05-03:30"),
+                TimestampRule::default()
+            )
+        );
+        let dialect = CsvDialect::default_dialect();
+        assert_eq!(dialect.float("1.5e+20"), "1.5e+20");
+        assert_eq!(
+            CsvDialect::of(CsvDialectName::ExcelBr).float("1.5e+20"),
+            "1,5e+20"
+        );
+        assert_eq!(
+            CsvDialect::of(CsvDialectName::ExcelBr).float("-Infinity"),
+            "-Infinity"
+        );
     }
 
     #[test]

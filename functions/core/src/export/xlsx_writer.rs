@@ -34,7 +34,7 @@ fn iso_date(s: &str) -> Option<ExcelDateTime> {
 fn pg_timestamp(s: &str) -> Option<ExcelDateTime> {
     let (local, _offset) = timestamp_fields(s)?;
     let rounded = local.checked_add_signed(chrono::TimeDelta::microseconds(500))?;
-    let year = u16::try_from(rounded.year()).ok()?;
+    let year = u16::try_from(rounded.year()).ok().filter(|y| *y >= 1900)?;
     let milli = u16::try_from(rounded.nanosecond() / 1_000_000).ok()?;
     ExcelDateTime::from_ymd(year, rounded.month() as u8, rounded.day() as u8)
         .ok()?
@@ -284,7 +284,7 @@ mod tests {
 
     use super::*;
     use crate::Datasets;
-    use crate::export::test_support::{row, up};
+    use crate::export::test_support::{TYPED_ROWS, row, typed, up};
 
     /// A dataset of `n` text columns `c01..`, keyed by the first.
     fn text_dataset(n: usize) -> Dataset {
@@ -442,6 +442,85 @@ mod tests {
             bound < 4 * actual,
             "{actual} bytes of XML, bounded by {bound}"
         );
+    }
+
+    #[test]
+    fn typed_columns_are_numbers_date_times_and_text() {
+        use calamine::{Data, Reader};
+
+        use crate::cells::{Cell, TimestampRule, parse_timestamp};
+        let dir = std::env::temp_dir();
+        let mut x = XlsxExport::new(&typed(), &dir, 1).unwrap();
+        for line in TYPED_ROWS {
+            x.write_row(&row(line)).unwrap();
+        }
+        let mut out = Vec::new();
+        x.finish(&mut out).unwrap();
+        let styles = {
+            let mut zip = zip::ZipArchive::new(std::io::Cursor::new(&out)).unwrap();
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut zip.by_name("xl/styles.xml").unwrap(), &mut text)
+                .unwrap();
+            text
+        };
+        assert!(
+            styles.contains(r#"formatCode="yyyy-mm-dd hh:mm:ss""#),
+            "{styles}"
+        );
+        let mut book =
+            calamine::open_workbook_from_rs::<calamine::Xlsx<_>, _>(std::io::Cursor::new(out))
+                .unwrap();
+        let range = book.worksheet_range("typed").unwrap();
+        let rows: Vec<&[Data]> = range.rows().collect();
+        // A date-time cell, read back by the import's rule.
+        let at = |cell: &Data| match cell {
+            Data::DateTime(d) => {
+                parse_timestamp(&Cell::DateSerial(d.as_f64()), TimestampRule::default())
+                    .map(|t| t.to_string())
+                    .ok()
+            }
+            _ => None,
+        };
+        let text = |s: &str| Data::String(s.into());
+        assert_eq!(rows[1][1], Data::Float(42.0));
+        assert_eq!(rows[1][2], Data::Float(-1.5));
+        assert_eq!(
+            at(&rows[1][3]).as_deref(),
+            Some("2026-01-02 03:04:05.500000+00:00")
+        );
+        assert_eq!(rows[1][4], text("0f8fad5b-d9cb-469f-a165-70867728950e"));
+        assert_eq!(rows[1][5], text("Em Trânsito"));
+        assert_eq!(rows[1][6], text("{\"a\": 1}"));
+        // Beyond Excel's 15 digits an integer is text, which reads back exactly;
+        // a timestamp keeps the wall-clock time Postgres printed.
+        assert_eq!(rows[2][1], text("9223372036854775807"));
+        assert_eq!(rows[2][2], Data::Float(1e20));
+        assert_eq!(
+            at(&rows[2][3]).as_deref(),
+            Some("2026-01-02 03:04:05+00:00")
+        );
+        assert_eq!(rows[2][6], text("[1]"));
+        // What a file never brings, written as Postgres printed it.
+        assert_eq!(rows[3][1], Data::Empty);
+        assert_eq!(rows[3][2], text("NaN"));
+        assert_eq!(rows[3][3], text("infinity"));
+    }
+
+    #[test]
+    fn postgres_timestamps_become_excel_date_times_to_the_millisecond() {
+        let serial = |s: &str| pg_timestamp(s).map(|d| d.to_excel());
+        let day = 46024.0; // 2026-01-02
+        assert_eq!(serial("2026-01-02 00:00:00+00"), Some(day));
+        assert_eq!(serial("2026-01-02 12:00:00"), Some(day + 0.5));
+        assert_eq!(serial("2026-01-02 12:00:00.0004-03"), Some(day + 0.5));
+        assert_eq!(
+            serial("2026-01-02 23:59:59.9996+05:30"),
+            Some(day + 1.0),
+            "rounded to the millisecond, into the next day"
+        );
+        assert_eq!(serial("1899-12-31 00:00:00+00"), None);
+        assert_eq!(serial("infinity"), None);
+        assert_eq!(serial("2026-01-02 03:04:05 BC"), None);
     }
 
     #[test]
