@@ -349,7 +349,7 @@ fn column_rules(
             ColumnType::Boolean => matches!(name.as_str(), "boolean" | "bool").then_some(()),
             ColumnType::Uuid => (name == "uuid").then_some(()),
             ColumnType::Enum => (is_type_with_modifier(&name, TEXT_TYPES)
-                || name.split('.').all(|part| is_identifier(part)) && name.split('.').count() <= 2)
+                || name.split('.').all(is_identifier) && name.split('.').count() <= 2)
                 .then_some(()),
             ColumnType::Text | ColumnType::Cpf | ColumnType::Cnpj => {
                 is_type_with_modifier(&name, TEXT_TYPES).then_some(())

@@ -259,10 +259,7 @@ mod tests {
         assert_eq!(num(-0.0, IntegerType::Bigint), Ok(0));
         assert_eq!(num(-32768.0, IntegerType::Smallint), Ok(-32768));
         assert_eq!(num(1e15, IntegerType::Bigint), Ok(1_000_000_000_000_000));
-        assert_eq!(
-            num(-9.223372036854775808e18, IntegerType::Bigint),
-            Ok(i64::MIN)
-        );
+        assert_eq!(num(i64::MIN as f64, IntegerType::Bigint), Ok(i64::MIN));
         assert_eq!(num(42.5, IntegerType::Bigint), Err(Reason::InvalidInteger));
         assert_eq!(
             num(f64::NAN, IntegerType::Bigint),
