@@ -15,10 +15,15 @@ use super::{Decimal, Float, Reason, Refusal, Timestamp, Value, listed};
 /// (docs/spec/datasets.md, "Column types").
 #[derive(Debug, Clone, PartialEq)]
 pub enum Limit {
+    /// Of an `integer` column, within its Postgres type.
     Integer(i64),
+    /// Of a `float` column.
     Float(Float),
+    /// Of a `decimal` column, at its scale.
     Decimal(Decimal),
+    /// Of a `date` column.
     Date(NaiveDate),
+    /// Of a `timestamp` column, zoned or local as its values are.
     Timestamp(Timestamp),
 }
 

@@ -63,6 +63,7 @@ impl Float {
         value.is_finite().then_some(Float(value))
     }
 
+    /// The number (docs/spec/datasets.md, "Column types", `float`).
     pub fn get(self) -> f64 {
         self.0
     }

@@ -67,6 +67,7 @@ impl Labels {
         &self.declared
     }
 
+    /// No labels: not an enum column (docs/spec/datasets.md, "Column types").
     pub fn is_empty(&self) -> bool {
         self.declared.is_empty()
     }
@@ -135,6 +136,8 @@ impl FlagWords {
         })
     }
 
+    /// No words declared: the flag rule alone (docs/spec/user_purchase.md,
+    /// "Cell rules").
     pub fn is_empty(&self) -> bool {
         self.declared.is_empty()
     }

@@ -239,6 +239,7 @@ impl Reason {
 /// shipped or cancelled`, `255 characters`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refusal {
+    /// Why the row is rejected.
     pub reason: Reason,
     /// What the column takes, as people read it; `None` when the reason
     /// says it all.
