@@ -235,8 +235,9 @@ names! {
 
 names! {
     /// The type of a dataset's column (`type` in `datasets.toml` and in
-    /// `GET /datasets`); the cell rules of each are docs/spec/user_purchase.md,
-    /// "Cell rules" (`xlport_core::cells`).
+    /// `GET /datasets`): docs/spec/datasets.md, "Column types". The cell rules
+    /// of the user_purchase types are docs/spec/user_purchase.md, "Cell rules";
+    /// each type's rule is a module of `xlport_core::cells`.
     "column type"
     pub enum ColumnType {
         /// Brazilian individual taxpayer number: 11 digits, two mod-11 check digits.
@@ -249,8 +250,26 @@ names! {
         Date = "date",
         /// A decimal number within the column's precision and scale.
         Decimal = "decimal",
-        /// Any text.
+        /// Any text, at most `max_length` characters when declared.
         Text = "text",
+        /// A whole number within its Postgres type (`smallint`, `integer`,
+        /// `bigint`): a numeric cell, or digits with thousands separators in
+        /// groups of three.
+        Integer = "integer",
+        /// A binary floating-point number (`real`, `double precision`): a
+        /// numeric cell, or dot or Brazilian notation, exponents allowed.
+        Float = "float",
+        /// A date and time (`timestamp`, `timestamptz`): ISO 8601 or
+        /// `DD/MM/YYYY HH:MM[:SS]` text, or a date-time cell; without an
+        /// offset, in the dataset's `timezone`.
+        Timestamp = "timestamp",
+        /// A UUID in its 36-character form, any case, optional braces.
+        Uuid = "uuid",
+        /// One of the column's `labels`, matched case- and
+        /// accent-insensitively, stored as declared.
+        Enum = "enum",
+        /// Text that parses as JSON (`json`, `jsonb`).
+        Json = "json",
     }
 }
 

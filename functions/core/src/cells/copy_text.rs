@@ -13,8 +13,11 @@ use crate::copy_format;
 
 impl Value {
     /// Appends the value in `COPY ... (FORMAT text)` form: `\N` for NULL,
-    /// `t`/`f`, ISO dates, plain decimals, and text with backslash, tab,
-    /// newline and carriage return escaped so they cannot split fields or rows.
+    /// `t`/`f`, ISO dates, plain decimals and integers, floats as the
+    /// shortest text that reads back exactly, timestamps as `YYYY-MM-DD
+    /// HH:MM:SS[.ffffff]` with `+HH:MM` when zoned (docs/spec/datasets.md,
+    /// "Column types"), and text with backslash, tab, newline and carriage
+    /// return escaped so they cannot split fields or rows.
     pub fn write_copy_text(&self, out: &mut String) {
         match self {
             Value::Null => out.push_str(copy_format::NULL),
@@ -37,6 +40,17 @@ impl Value {
             }
             Value::Decimal(d) => {
                 let _ = write!(out, "{d}");
+            }
+            Value::Integer(n) => {
+                let _ = write!(out, "{n}");
+            }
+            // The shortest text that reads back as the same double.
+            Value::Float(x) => {
+                let _ = write!(out, "{x}");
+            }
+            // `YYYY-MM-DD HH:MM:SS[.ffffff][+HH:MM]`, years 0001..=9999.
+            Value::Timestamp(t) => {
+                let _ = write!(out, "{t}");
             }
         }
     }
@@ -67,8 +81,8 @@ impl ValidRow {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cells::Decimal;
     use crate::cells::test_support::date;
+    use crate::cells::{Decimal, Timestamp};
 
     #[test]
     fn copy_text_of_each_value() {
@@ -88,5 +102,34 @@ mod tests {
             "a\\\\b\\tc\\nd\\re ú"
         );
         assert_eq!(copy(Value::Text("\\N".into())), "\\\\N");
+        assert_eq!(copy(Value::Integer(-42)), "-42");
+        assert_eq!(copy(Value::Integer(i64::MIN)), "-9223372036854775808");
+        let float = |x: f64| copy(Value::Float(crate::cells::Float::new(x).unwrap()));
+        assert_eq!(float(0.1), "0.1");
+        assert_eq!(float(-2.5e-7), "-2.5e-7");
+        assert_eq!(float(1e300), "1e300");
+        assert_eq!(float(-0.0), "-0");
+        let zone = |hours: i32| chrono::FixedOffset::east_opt(hours * 3600).unwrap();
+        let at = date(2026, 1, 2).and_hms_micro_opt(3, 4, 5, 0).unwrap();
+        let zoned = |local: chrono::NaiveDateTime, hours| {
+            Timestamp::Zoned(local.and_local_timezone(zone(hours)).unwrap())
+        };
+        assert_eq!(
+            copy(Value::Timestamp(zoned(at, 0))),
+            "2026-01-02 03:04:05+00:00"
+        );
+        assert_eq!(
+            copy(Value::Timestamp(zoned(at, -3))),
+            "2026-01-02 03:04:05-03:00"
+        );
+        let micro = date(1, 1, 1).and_hms_micro_opt(0, 0, 0, 120).unwrap();
+        assert_eq!(
+            copy(Value::Timestamp(zoned(micro, 5))),
+            "0001-01-01 00:00:00.000120+05:00"
+        );
+        assert_eq!(
+            copy(Value::Timestamp(Timestamp::Local(at))),
+            "2026-01-02 03:04:05"
+        );
     }
 }

@@ -32,6 +32,15 @@ pub fn parse_date(cell: &Cell<'_>) -> Result<NaiveDate, Reason> {
 /// midnight, is the next day), then the time of day is dropped (spec "Cell
 /// rules", `data_ultima_compra`). Serials run up to 9999-12-31, as in Excel.
 fn date_from_serial(serial: f64) -> Option<NaiveDate> {
+    serial_date_and_ms(serial).map(|(date, _)| date)
+}
+
+/// A 1900-system serial as its date and the milliseconds since that day's
+/// midnight, the serial first rounded to the nearest millisecond (see
+/// [`date_from_serial`]): the one reading of a serial, for date cells here and
+/// date-time cells in `timestamp` columns (docs/spec/datasets.md, "Column
+/// types").
+pub(super) fn serial_date_and_ms(serial: f64) -> Option<(NaiveDate, u32)> {
     const LAST: i64 = 2_958_465; // 9999-12-31
     const MS_PER_DAY: f64 = 86_400_000.0;
     if !serial.is_finite() {
@@ -43,12 +52,13 @@ fn date_from_serial(serial: f64) -> Option<NaiveDate> {
         return None;
     }
     let days = (ms / MS_PER_DAY).floor() as u64;
+    let ms_of_day = (ms - days as f64 * MS_PER_DAY) as u32;
     let day_zero = match days {
         60 => return None,
         ..60 => NaiveDate::from_ymd_opt(1899, 12, 31)?,
         _ => NaiveDate::from_ymd_opt(1899, 12, 30)?,
     };
-    day_zero.checked_add_days(Days::new(days))
+    Some((day_zero.checked_add_days(Days::new(days))?, ms_of_day))
 }
 
 fn date_from_text(s: &str) -> Option<NaiveDate> {
@@ -56,7 +66,18 @@ fn date_from_text(s: &str) -> Option<NaiveDate> {
     if !rest.is_empty() && !is_time_part(rest) {
         return None;
     }
+    date_from_fields(date)
+}
+
+/// The date of a ten-character `YYYY-MM-DD` or `DD/MM/YYYY` text (two-digit
+/// day and month, four-digit year, 0001..=9999), if it is one: the date part
+/// of date cells here and of `timestamp` cells (docs/spec/datasets.md,
+/// "Column types").
+pub(super) fn date_from_fields(date: &str) -> Option<NaiveDate> {
     let b = date.as_bytes();
+    if b.len() != 10 {
+        return None;
+    }
     let (year, month, day) = match iso_date_fields(date) {
         Some((year, month, day)) => (year.as_bytes(), month.as_bytes(), day.as_bytes()),
         None if b[2] == b'/' && b[5] == b'/' => (&b[6..], &b[3..5], &b[..2]),
@@ -206,6 +227,30 @@ mod tests {
         assert_eq!(serial(f64::INFINITY), Err(Reason::InvalidDate));
         // A 1904 workbook's serial 0 (1904-01-01), converted by the reader.
         assert_eq!(serial(1462.0), Ok(date(1904, 1, 1)));
+    }
+
+    #[test]
+    fn serials_split_into_a_date_and_milliseconds() {
+        assert_eq!(serial_date_and_ms(41416.0), Some((date(2013, 5, 22), 0)));
+        assert_eq!(
+            serial_date_and_ms(41416.5),
+            Some((date(2013, 5, 22), 43_200_000))
+        );
+        // 0.1234 ms past midnight rounds to the millisecond.
+        assert_eq!(
+            serial_date_and_ms(41416.0 + 1.234 / 86_400_000.0),
+            Some((date(2013, 5, 22), 1))
+        );
+        assert_eq!(
+            serial_date_and_ms(42571.9999999998),
+            Some((date(2016, 7, 21), 0))
+        );
+        assert_eq!(serial_date_and_ms(60.5), None);
+        assert_eq!(serial_date_and_ms(0.5), None);
+        assert_eq!(date_from_fields("22/05/2013"), Some(date(2013, 5, 22)));
+        assert_eq!(date_from_fields("2013-05-22"), Some(date(2013, 5, 22)));
+        assert_eq!(date_from_fields("2013-05-2"), None);
+        assert_eq!(date_from_fields("ú013-05-22"), None);
     }
 
     #[test]

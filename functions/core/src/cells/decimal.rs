@@ -132,7 +132,7 @@ fn decimal_from_text(s: &str, precision: u32, scale: u32) -> Option<Decimal> {
 
 /// Digits, with dots between groups of exactly three after a first group of
 /// one to three (`1.234.567`), or no dots at all; returns the digits alone.
-fn grouped_integer(s: &str) -> Option<String> {
+pub(super) fn grouped_integer(s: &str) -> Option<String> {
     let mut groups = s.split('.');
     let head = all_digits(groups.next()?)?;
     let mut out = head.to_owned();
@@ -146,7 +146,7 @@ fn grouped_integer(s: &str) -> Option<String> {
 }
 
 /// `s` itself if it is one or more ASCII digits.
-fn all_digits(s: &str) -> Option<&str> {
+pub(super) fn all_digits(s: &str) -> Option<&str> {
     (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())).then_some(s)
 }
 

@@ -7,11 +7,22 @@
 //! type, so the formats cannot drift apart and every dataset declared in
 //! `datasets.toml` gets the same rules as `user_purchase`.
 //!
-//! The shapes every rule shares live here ([`Cell`], [`Value`], [`Reason`])
-//! with the flag rule; the other rules have a module each:
+//! The column types of any other dataset are docs/spec/datasets.md, "Column
+//! types": the same shapes, one more module per type or check.
+//!
+//! The shapes every rule shares live here ([`Cell`], [`Value`], [`Reason`],
+//! [`Refusal`]) with the flag rule; the other rules have a module each:
 //! - `cpf_cnpj`: tax documents, their shapes and mod-11 check digits;
 //! - `date`: dates, as text or as a 1900-system serial;
 //! - `decimal`: exact decimals for `numeric(precision, scale)`;
+//! - `integer`: whole numbers within `smallint`, `integer` or `bigint`;
+//! - `float`: `real` and `double precision` numbers;
+//! - `timestamp`: dates with a time of day, with or without an offset;
+//! - `uuid`: UUIDs in their 36-character form;
+//! - `labels`: enum labels and declared boolean words;
+//! - `json`: text that parses as JSON;
+//! - `checks`: what a column may add to its type (`max_length`, `min`,
+//!   `max`, `pattern`, `email`, `one_of`);
 //! - `row`: a whole row checked column by column, and why it is rejected;
 //! - `copy_text`: accepted values and rows in `COPY ... (FORMAT text)` form.
 
@@ -21,22 +32,38 @@ use std::fmt;
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
+mod checks;
 mod copy_text;
 mod cpf_cnpj;
 mod date;
 mod decimal;
+mod float;
+mod integer;
+mod json;
+mod labels;
 mod row;
+mod timestamp;
+mod uuid;
 
+#[cfg(test)]
+mod every_type;
 #[cfg(test)]
 mod test_support;
 
+pub use checks::{Checks, Limit, Pattern, is_email};
 pub use cpf_cnpj::{
     ShapeError, cnpj_check_digits, cnpj_check_digits_valid, cpf_check_digits,
     cpf_check_digits_valid, parse_document,
 };
 pub use date::{iso_date_fields, parse_date};
 pub use decimal::{Decimal, parse_decimal};
+pub use float::{Float, FloatType, parse_float};
+pub use integer::{IntegerType, parse_integer};
+pub use json::{JsonType, parse_json};
+pub use labels::{FlagWords, Labels, label_key, parse_boolean, parse_label};
 pub use row::{Rejection, RowOutcome, ValidRow, validate_row};
+pub use timestamp::{Timestamp, TimestampRule, parse_timestamp, parse_zone, timestamp_fields};
+pub use uuid::parse_uuid;
 
 /// One cell as a reader found it, before any rule is applied.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -104,10 +131,18 @@ fn number_text(n: f64) -> String {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Value {
     Null,
+    /// cpf, cnpj, text, and the types stored as their normalised text: uuid
+    /// (lower case), enum (the label as declared), json (as written).
     Text(String),
     Bool(bool),
     Date(NaiveDate),
     Decimal(Decimal),
+    /// An `integer` column's value (docs/spec/datasets.md, "Column types").
+    Integer(i64),
+    /// A `float` column's value (docs/spec/datasets.md, "Column types").
+    Float(Float),
+    /// A `timestamp` column's value (docs/spec/datasets.md, "Column types").
+    Timestamp(Timestamp),
 }
 
 impl Value {
@@ -142,6 +177,34 @@ pub enum Reason {
     WrongColumnCount,
     /// The conflict policy `reject` met a key already seen.
     DuplicateKey,
+    /// An `integer` cell is not a whole number (docs/spec/datasets.md,
+    /// "Column types").
+    InvalidInteger,
+    /// A number, date or timestamp beyond its Postgres type or the column's
+    /// `min`/`max` (docs/spec/datasets.md, "Column types").
+    OutOfRange,
+    /// A `float` cell is not a number (docs/spec/datasets.md, "Column types").
+    InvalidNumber,
+    /// A `timestamp` cell is not a date and time (docs/spec/datasets.md,
+    /// "Column types").
+    InvalidTimestamp,
+    /// A `uuid` cell is not a UUID (docs/spec/datasets.md, "Column types").
+    InvalidUuid,
+    /// Not one of an `enum` column's labels or a text column's `one_of`
+    /// (docs/spec/datasets.md, "Column types").
+    NotInList,
+    /// A `json` cell does not parse as JSON (docs/spec/datasets.md, "Column
+    /// types").
+    InvalidJson,
+    /// Text longer than the column's `max_length` (docs/spec/datasets.md,
+    /// "Column types").
+    TooLong,
+    /// Text the column's `pattern` does not match as a whole
+    /// (docs/spec/datasets.md, "Column types").
+    PatternMismatch,
+    /// Not an email address by the column's `email` check
+    /// (docs/spec/datasets.md, "Column types").
+    InvalidEmail,
 }
 
 impl Reason {
@@ -156,7 +219,61 @@ impl Reason {
             Reason::MissingValue => "missing_value",
             Reason::WrongColumnCount => "wrong_column_count",
             Reason::DuplicateKey => "duplicate_key",
+            Reason::InvalidInteger => "invalid_integer",
+            Reason::OutOfRange => "out_of_range",
+            Reason::InvalidNumber => "invalid_number",
+            Reason::InvalidTimestamp => "invalid_timestamp",
+            Reason::InvalidUuid => "invalid_uuid",
+            Reason::NotInList => "not_in_list",
+            Reason::InvalidJson => "invalid_json",
+            Reason::TooLong => "too_long",
+            Reason::PatternMismatch => "pattern_mismatch",
+            Reason::InvalidEmail => "invalid_email",
         }
+    }
+}
+
+/// A cell a rule refused: the row's [`Reason`], and for the rules with a
+/// limit or a list (docs/spec/datasets.md, "Column types") what the column
+/// takes, for the rejection's message (`-32768 to 32767 (smallint)`, `paid,
+/// shipped or cancelled`, `255 characters`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// Why the row is rejected.
+    pub reason: Reason,
+    /// What the column takes, as people read it; `None` when the reason
+    /// says it all.
+    pub expected: Option<String>,
+}
+
+impl Refusal {
+    /// Refused for `reason`, the column taking `expected`.
+    pub fn new(reason: Reason, expected: impl Into<String>) -> Self {
+        Refusal {
+            reason,
+            expected: Some(expected.into()),
+        }
+    }
+}
+
+impl From<Reason> for Refusal {
+    fn from(reason: Reason) -> Self {
+        Refusal {
+            reason,
+            expected: None,
+        }
+    }
+}
+
+/// Items as a choice people read, for messages: `a`, `a or b`, `a, b or c`;
+/// past ten, the first ten and how many there are in all.
+pub(crate) fn listed(items: &[String]) -> String {
+    const SHOWN: usize = 10;
+    let names: Vec<&str> = items.iter().take(SHOWN).map(String::as_str).collect();
+    if items.len() > SHOWN {
+        format!("{}, … ({} in all)", names.join(", "), items.len())
+    } else {
+        xlport_contract::one_of(&names)
     }
 }
 
@@ -241,6 +358,16 @@ mod tests {
             (Reason::MissingValue, "missing_value"),
             (Reason::WrongColumnCount, "wrong_column_count"),
             (Reason::DuplicateKey, "duplicate_key"),
+            (Reason::InvalidInteger, "invalid_integer"),
+            (Reason::OutOfRange, "out_of_range"),
+            (Reason::InvalidNumber, "invalid_number"),
+            (Reason::InvalidTimestamp, "invalid_timestamp"),
+            (Reason::InvalidUuid, "invalid_uuid"),
+            (Reason::NotInList, "not_in_list"),
+            (Reason::InvalidJson, "invalid_json"),
+            (Reason::TooLong, "too_long"),
+            (Reason::PatternMismatch, "pattern_mismatch"),
+            (Reason::InvalidEmail, "invalid_email"),
         ];
         for (reason, name) in all {
             assert_eq!(reason.as_str(), name);
@@ -252,6 +379,18 @@ mod tests {
             let back: Reason = serde_json::from_str(&format!("\"{name}\"")).unwrap();
             assert_eq!(back, reason);
         }
+    }
+
+    #[test]
+    fn lists_read_as_a_bounded_choice() {
+        let items = |n: usize| (1..=n).map(|i| i.to_string()).collect::<Vec<_>>();
+        assert_eq!(listed(&items(1)), "1");
+        assert_eq!(listed(&items(3)), "1, 2 or 3");
+        assert_eq!(listed(&items(10)), "1, 2, 3, 4, 5, 6, 7, 8, 9 or 10");
+        assert_eq!(
+            listed(&items(12)),
+            "1, 2, 3, 4, 5, 6, 7, 8, 9, 10, … (12 in all)"
+        );
     }
 
     // ---- flags ----
@@ -308,6 +447,11 @@ mod properties {
                     let _ = parse_flag(&cell);
                     let _ = parse_document(&cell, 11, false);
                     let _ = parse_document(&cell, 14, true);
+                    let _ = parse_integer(&cell, IntegerType::Smallint);
+                    let _ = parse_float(&cell, FloatType::Real);
+                    let _ = parse_timestamp(&cell, TimestampRule::default());
+                    let _ = parse_uuid(&cell);
+                    let _ = parse_json(&cell, JsonType::Jsonb);
                 }
             }
             for cell in [Cell::Number(n), Cell::DateSerial(n)] {
@@ -316,6 +460,9 @@ mod properties {
                 let _ = parse_flag(&cell);
                 let _ = parse_document(&cell, 11, false);
                 let _ = parse_document(&cell, 14, true);
+                let _ = parse_integer(&cell, IntegerType::Bigint);
+                let _ = parse_float(&cell, FloatType::Real);
+                let _ = parse_timestamp(&cell, TimestampRule::default());
                 let _ = cell.display_text();
             }
         }

@@ -1,4 +1,5 @@
-//! Row validation (docs/spec/user_purchase.md, "Cell rules"): each cell
+//! Row validation (docs/spec/user_purchase.md, "Cell rules"; for the types
+//! of any other table docs/spec/datasets.md, "Column types"): each cell
 //! under its column's rules, in table order, the first failing column
 //! deciding the row's [`Reason`]; what a rejected row tells the user, and
 //! what a valid one carries (values, check-digit flags, counts).
@@ -6,7 +7,10 @@
 use serde::Serialize;
 
 use super::cpf_cnpj::{ShapeError, parse_document};
-use super::{Cell, Reason, Value, parse_date, parse_decimal, parse_flag};
+use super::{
+    Cell, Float, Reason, Refusal, Value, parse_boolean, parse_date, parse_decimal, parse_float,
+    parse_integer, parse_json, parse_label, parse_timestamp, parse_uuid,
+};
 use crate::dataset::{Column, ColumnType, Dataset};
 
 /// Text columns keep the cell's text, trimmed. U+0000 is dropped: Postgres
@@ -23,6 +27,12 @@ pub struct Rejection {
     pub column: String,
     /// The failing cell's display text (see [`Cell::display_text`]).
     pub value: String,
+    /// What the column takes, for the rules with a limit or a list
+    /// (docs/spec/datasets.md, "Column types"): `-32768 to 32767
+    /// (smallint)`, `paid, shipped or cancelled`. Absent for the
+    /// user_purchase rules, whose messages say it all.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expected: Option<String>,
 }
 
 impl Rejection {
@@ -41,20 +51,25 @@ impl Rejection {
                     "only its record in `{REPORT_RECORD_HEADER}`: fill in the row's cells from it"
                 ),
             },
+            expected: None,
         }
     }
 
     /// One line for a person: the column, the value, what was expected, e.g.
-    /// `column cpf: "12.3" is not an 11-digit CPF`. Long values are cut.
+    /// `column cpf: "12.3" is not an 11-digit CPF`, and the column's limit or
+    /// list when it has one (`column qty: "70000" is out of range: the column
+    /// takes -32768 to 32767 (smallint)`). Long values are cut.
     pub fn message(&self) -> String {
         let column = &self.column;
         let value = shown(&self.value);
+        let expected = self.expected.as_deref();
         match self.reason {
             Reason::MissingCpf => format!("column {column}: a CPF is required, got {value}"),
             Reason::MalformedCpf => format!("column {column}: {value} is not an 11-digit CPF"),
-            Reason::InvalidFlag => {
-                format!("column {column}: {value} is not a flag (0, 1, true or false)")
-            }
+            Reason::InvalidFlag => match expected {
+                Some(words) => format!("column {column}: {value} is not a flag ({words})"),
+                None => format!("column {column}: {value} is not a flag (0, 1, true or false)"),
+            },
             Reason::InvalidDate => {
                 format!("column {column}: {value} is not a date (YYYY-MM-DD or DD/MM/YYYY)")
             }
@@ -67,6 +82,48 @@ impl Rejection {
             Reason::MissingValue => format!("column {column}: a value is required, got {value}"),
             Reason::WrongColumnCount => format!("row has {}", self.value),
             Reason::DuplicateKey => format!("column {column}: duplicate key {value}"),
+            Reason::InvalidInteger => format!(
+                "column {column}: {value} is not a whole number (digits, an optional sign, \
+                 thousands separated in groups of three)"
+            ),
+            Reason::OutOfRange => match expected {
+                Some(range) => {
+                    format!("column {column}: {value} is out of range: the column takes {range}")
+                }
+                None => format!("column {column}: {value} is out of range for the column"),
+            },
+            Reason::InvalidNumber => {
+                format!("column {column}: {value} is not a number (1234.5, 1.234,5 or 1.2345e3)")
+            }
+            Reason::InvalidTimestamp => format!(
+                "column {column}: {value} is not a date and time (YYYY-MM-DD HH:MM[:SS] or \
+                 DD/MM/YYYY HH:MM[:SS], an optional Z or offset such as -03:00)"
+            ),
+            Reason::InvalidUuid => {
+                format!("column {column}: {value} is not a UUID (8-4-4-4-12 hexadecimal digits)")
+            }
+            Reason::NotInList => match expected {
+                Some(list) => format!("column {column}: {value} is not one of {list}"),
+                None => format!("column {column}: {value} is not one of the column's values"),
+            },
+            Reason::InvalidJson => match expected {
+                Some(why) => format!("column {column}: {value} is not valid JSON: {why}"),
+                None => format!("column {column}: {value} is not valid JSON"),
+            },
+            Reason::TooLong => match expected {
+                Some(length) => format!("column {column}: {value} is too long: {length}"),
+                None => format!("column {column}: {value} is too long for the column"),
+            },
+            Reason::PatternMismatch => match expected {
+                Some(pattern) => {
+                    format!("column {column}: {value} does not match the pattern {pattern}")
+                }
+                None => format!("column {column}: {value} does not match the column's pattern"),
+            },
+            Reason::InvalidEmail => format!(
+                "column {column}: {value} is not an email address (one @, a dot in the \
+                 domain, no spaces)"
+            ),
         }
     }
 }
@@ -131,11 +188,12 @@ pub fn validate_row(dataset: &Dataset, cells: &[Cell<'_>]) -> RowOutcome {
         let cell = cell_at(i);
         let (value, check_digits_ok) = match parse_cell(column, &cell) {
             Ok(parsed) => parsed,
-            Err(reason) => {
+            Err(refusal) => {
                 return RowOutcome::Rejected(Rejection {
-                    reason,
+                    reason: refusal.reason,
                     column: column.name.clone(),
                     value: cell.display_text().into_owned(),
+                    expected: refusal.expected,
                 });
             }
         };
@@ -155,36 +213,53 @@ pub fn validate_row(dataset: &Dataset, cells: &[Cell<'_>]) -> RowOutcome {
 }
 
 /// One cell under its column's rules: the value, and for a non-NULL cpf/cnpj
-/// whether its check digits hold.
-fn parse_cell(column: &Column, cell: &Cell<'_>) -> Result<(Value, Option<bool>), Reason> {
+/// whether its check digits hold. The type's rule first, then the checks the
+/// column adds (docs/spec/datasets.md, "Column types").
+fn parse_cell(column: &Column, cell: &Cell<'_>) -> Result<(Value, Option<bool>), Refusal> {
     if cell.is_null() {
         return match (column.nullable, column.kind) {
             (true, _) => Ok((Value::Null, None)),
-            (false, ColumnType::Cpf) => Err(Reason::MissingCpf),
-            (false, ColumnType::Boolean) => Err(Reason::InvalidFlag),
-            (false, _) => Err(Reason::MissingValue),
+            (false, ColumnType::Cpf) => Err(Reason::MissingCpf.into()),
+            (false, ColumnType::Boolean) => Err(Reason::InvalidFlag.into()),
+            (false, _) => Err(Reason::MissingValue.into()),
         };
     }
-    let plain = |value| (value, None);
-    match column.kind {
+    let rules = &column.rules;
+    let (value, check_digits_ok) = match column.kind {
         ColumnType::Cpf => parse_document(cell, 11, false)
             .map(|(doc, ok)| (Value::Text(doc), Some(ok)))
-            .map_err(|ShapeError| Reason::MalformedCpf),
+            .map_err(|ShapeError| Reason::MalformedCpf)?,
         ColumnType::Cnpj => parse_document(cell, 14, true)
             .map(|(doc, ok)| (Value::Text(doc), Some(ok)))
-            .map_err(|ShapeError| Reason::MalformedCnpj),
-        ColumnType::Boolean => parse_flag(cell).map(|b| plain(Value::Bool(b))),
-        ColumnType::Date => parse_date(cell).map(|d| plain(Value::Date(d))),
+            .map_err(|ShapeError| Reason::MalformedCnpj)?,
+        ColumnType::Boolean => (Value::Bool(parse_boolean(cell, &rules.words)?), None),
+        ColumnType::Date => (Value::Date(parse_date(cell)?), None),
         // Dataset::validate guarantees both; the fallback (numeric(38,0))
         // only keeps this total for hand-built datasets.
-        ColumnType::Decimal => parse_decimal(
-            cell,
-            column.precision.unwrap_or(38),
-            column.scale.unwrap_or(0),
-        )
-        .map(|d| plain(Value::Decimal(d))),
-        ColumnType::Text => Ok(plain(Value::Text(text_value(cell)))),
-    }
+        ColumnType::Decimal => {
+            let decimal = parse_decimal(
+                cell,
+                column.precision.unwrap_or(38),
+                column.scale.unwrap_or(0),
+            )?;
+            (Value::Decimal(decimal), None)
+        }
+        ColumnType::Text => (Value::Text(text_value(cell)), None),
+        ColumnType::Integer => (Value::Integer(parse_integer(cell, rules.integer)?), None),
+        ColumnType::Float => {
+            let float: Float = parse_float(cell, rules.float)?;
+            (Value::Float(float), None)
+        }
+        ColumnType::Timestamp => (
+            Value::Timestamp(parse_timestamp(cell, rules.timestamp)?),
+            None,
+        ),
+        ColumnType::Uuid => (Value::Text(parse_uuid(cell)?), None),
+        ColumnType::Enum => (Value::Text(parse_label(cell, &rules.labels)?), None),
+        ColumnType::Json => (Value::Text(parse_json(cell, rules.json)?), None),
+    };
+    rules.checks.apply(&value)?;
+    Ok((value, check_digits_ok))
 }
 
 #[cfg(test)]
@@ -407,10 +482,10 @@ mod tests {
 
     /// A dataset with a text key and one column `c` of the given type.
     fn one_column_dataset(kind: &str, nullable: bool) -> Dataset {
-        let decimal = if kind == "decimal" {
-            "precision = 14\nscale = 2"
-        } else {
-            ""
+        let decimal = match kind {
+            "decimal" => "precision = 14\nscale = 2",
+            "enum" => "labels = [\"a\"]",
+            _ => "",
         };
         let text = format!(
             r#"
@@ -445,7 +520,7 @@ mod tests {
                 &[Cell::Text("key"), cell],
             )
         };
-        for kind in ["cpf", "cnpj", "boolean", "date", "decimal", "text"] {
+        for kind in xlport_contract::ColumnType::NAMES {
             for cell in [Cell::Empty, Cell::Text("  "), Cell::Text("null")] {
                 let RowOutcome::Valid(row) = run(kind, true, cell) else {
                     panic!("{kind} nullable {cell:?}");
@@ -490,6 +565,7 @@ mod tests {
                 reason,
                 column: "cpf".into(),
                 value: value.into(),
+                expected: None,
             }
             .message()
         };
@@ -529,6 +605,20 @@ mod tests {
             let m = r(reason, "x");
             assert!(m.starts_with("column cpf: ") && m.contains("\"x\""), "{m}");
         }
+        // The rules with a limit or a list, built without one (the exact
+        // messages with one are cells::every_type's).
+        for (reason, want) in [
+            (Reason::OutOfRange, "is out of range for the column"),
+            (Reason::NotInList, "is not one of the column's values"),
+            (Reason::InvalidJson, "is not valid JSON"),
+            (Reason::TooLong, "is too long for the column"),
+            (
+                Reason::PatternMismatch,
+                "does not match the column's pattern",
+            ),
+        ] {
+            assert_eq!(r(reason, "x"), format!("column cpf: \"x\" {want}"));
+        }
     }
 
     #[test]
@@ -537,6 +627,7 @@ mod tests {
             reason: Reason::InvalidDate,
             column: "d".into(),
             value: "x".into(),
+            expected: None,
         })
         .unwrap();
         assert_eq!(

@@ -101,6 +101,27 @@ impl CsvDialect {
         }
     }
 
+    /// A Postgres float (`-1234.5`, `1.5e+20`) in this dialect; `NaN` and
+    /// `Infinity` as text.
+    fn float<'v>(&self, v: &'v str) -> std::borrow::Cow<'v, str> {
+        match v.parse::<f64>() {
+            Ok(x) if x.is_finite() => self.decimal(v),
+            _ => neutralise_formula(v),
+        }
+    }
+
+    /// A Postgres timestamp (`2026-01-02 03:04:05+00`) in this dialect: the
+    /// date part as [`CsvDialect::date`] writes it, the rest as printed (the
+    /// import reads both back exactly; docs/spec/datasets.md, "Column types").
+    fn timestamp<'v>(&self, v: &'v str) -> std::borrow::Cow<'v, str> {
+        match (v.get(..10), v.get(10..)) {
+            (Some(date), Some(rest)) if self.day_month_year && iso_date_fields(date).is_some() => {
+                std::borrow::Cow::Owned(format!("{}{rest}", self.date(date)))
+            }
+            _ => std::borrow::Cow::Borrowed(v),
+        }
+    }
+
     /// A Postgres date (`2013-05-22`) in this dialect.
     fn date<'v>(&self, v: &'v str) -> std::borrow::Cow<'v, str> {
         match iso_date_fields(v) {
@@ -177,6 +198,9 @@ impl<W: Write> CsvExport<W> {
                 (Some(v), ColumnType::Boolean) => if v == "t" { "1" } else { "0" }.to_string(),
                 (Some(v), ColumnType::Decimal) => self.dialect.decimal(v).into_owned(),
                 (Some(v), ColumnType::Date) => self.dialect.date(v).into_owned(),
+                (Some(v), ColumnType::Integer) => v.to_string(),
+                (Some(v), ColumnType::Float) => self.dialect.float(v).into_owned(),
+                (Some(v), ColumnType::Timestamp) => self.dialect.timestamp(v).into_owned(),
                 (Some(v), _) => neutralise_formula(v).into_owned(),
             };
             self.record.push(cell);
@@ -204,7 +228,7 @@ fn csv_io(e: csv::Error) -> ExportError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::export::test_support::{row, up};
+    use crate::export::test_support::{TYPED_ROWS, row, typed, up};
 
     #[test]
     fn formulas_are_neutralised_numbers_are_not() {
@@ -265,6 +289,62 @@ mod tests {
             "unknown CSV dialect `excel-xx`: use rfc4180 or excel-br"
         );
         assert_eq!(CsvDialect::default_dialect().name.as_str(), "rfc4180");
+    }
+
+    #[test]
+    fn typed_columns_are_plain_numbers_timestamps_and_text_in_each_dialect() {
+        let write = |dialect: &str| {
+            let dialect = CsvDialect::named(dialect).unwrap();
+            let mut csv = CsvExport::with_dialect(&typed(), Vec::new(), dialect).unwrap();
+            for line in TYPED_ROWS {
+                csv.write_row(&row(line)).unwrap();
+            }
+            String::from_utf8(csv.finish().unwrap()).unwrap()
+        };
+        assert_eq!(
+            write("rfc4180"),
+            "\u{feff}K,N,X,At,Id,Status,Doc\n\
+             k1,42,-1.5,2026-01-02 03:04:05.5+00,0f8fad5b-d9cb-469f-a165-70867728950e,Em Trânsito,\
+             \"{\"\"a\"\": 1}\"\n\
+             k2,9223372036854775807,1e+20,2026-01-02 03:04:05-03:30,\
+             00000000-0000-0000-0000-000000000000,paid,[1]\n\
+             k3,,NaN,infinity,,,\n"
+        );
+        assert_eq!(
+            write("excel-br"),
+            "\u{feff}K;N;X;At;Id;Status;Doc\r\n\
+             k1;42;-1,5;02/01/2026 03:04:05.5+00;0f8fad5b-d9cb-469f-a165-70867728950e;Em Trânsito;\
+             \"{\"\"a\"\": 1}\"\r\n\
+             k2;9223372036854775807;1e+20;02/01/2026 03:04:05-03:30;\
+             00000000-0000-0000-0000-000000000000;paid;[1]\r\n\
+             k3;;NaN;infinity;;;\r\n"
+        );
+        // What the excel-br dialect writes reads back as the same values.
+        use crate::cells::{Cell, FloatType, TimestampRule, parse_float, parse_timestamp};
+        assert_eq!(
+            parse_float(&Cell::Text("-1,5"), FloatType::Double).map(|f| f.get()),
+            Ok(-1.5)
+        );
+        assert_eq!(
+            parse_timestamp(
+                &Cell::Text("02/01/2026 03:04:05-03:30"),
+                TimestampRule::default()
+            ),
+            parse_timestamp(
+                &Cell::Text("2026-01-02 03:04:05-03:30"),
+                TimestampRule::default()
+            )
+        );
+        let dialect = CsvDialect::default_dialect();
+        assert_eq!(dialect.float("1.5e+20"), "1.5e+20");
+        assert_eq!(
+            CsvDialect::of(CsvDialectName::ExcelBr).float("1.5e+20"),
+            "1,5e+20"
+        );
+        assert_eq!(
+            CsvDialect::of(CsvDialectName::ExcelBr).float("-Infinity"),
+            "-Infinity"
+        );
     }
 
     #[test]

@@ -10,7 +10,9 @@ use rust_xlsxwriter::{ExcelDateTime, Format, FormatAlign, Workbook};
 
 use super::mask::{MASK_GROWTH, mask_cnpj, mask_cpf};
 use super::{ExportError, MAX_DATA_ROWS_PER_SHEET, OutColumn, out_columns};
-use crate::cells::iso_date_fields;
+use chrono::{Datelike, Timelike};
+
+use crate::cells::{iso_date_fields, timestamp_fields};
 use crate::dataset::{ColumnType, Dataset};
 use crate::xlsx::{
     MAX_SHEET_XML_BYTES, NUMBER_CELL_XML_BOUND, ROW_XML_BOUND, SheetXmlBudget,
@@ -23,6 +25,32 @@ fn iso_date(s: &str) -> Option<ExcelDateTime> {
     let num = |field: &str| field.parse::<u16>().ok();
     ExcelDateTime::from_ymd(num(year)?, num(month)? as u8, num(day)? as u8).ok()
 }
+
+/// A timestamp as Postgres prints it (`2026-01-02 03:04:05+00`, fractional
+/// seconds optional, with or without an offset) as an Excel date-time: the
+/// wall-clock time as printed, rounded to the millisecond Excel keeps
+/// (docs/spec/datasets.md, "Export"). `None` outside Excel's years
+/// 1900..=9999 or for text it is not (`infinity`, a BC date).
+fn pg_timestamp(s: &str) -> Option<ExcelDateTime> {
+    let (local, _offset) = timestamp_fields(s)?;
+    let rounded = local.checked_add_signed(chrono::TimeDelta::microseconds(500))?;
+    let year = u16::try_from(rounded.year()).ok().filter(|y| *y >= 1900)?;
+    let milli = u16::try_from(rounded.nanosecond() / 1_000_000).ok()?;
+    ExcelDateTime::from_ymd(year, rounded.month() as u8, rounded.day() as u8)
+        .ok()?
+        .and_hms_milli(
+            rounded.hour() as u16,
+            rounded.minute() as u8,
+            rounded.second() as u8,
+            milli.min(999),
+        )
+        .ok()
+}
+
+/// The largest integer magnitude written as a numeric cell: Excel keeps 15
+/// significant digits, so larger values are written as text, which reads
+/// back exactly.
+const EXACT_IN_EXCEL: i64 = 999_999_999_999_999;
 
 /// Streams rows into a workbook of constant-memory worksheets.
 ///
@@ -39,6 +67,8 @@ pub struct XlsxExport {
     date: Format,
     decimal: Format,
     text: Format,
+    integer: Format,
+    timestamp: Format,
     sheet_index: usize,
     rows_in_sheet: u32,
     rows: u64,
@@ -85,6 +115,8 @@ impl XlsxExport {
             date: Format::new().set_num_format("yyyy-mm-dd"),
             decimal: Format::new().set_num_format("#,##0.00"),
             text: Format::new().set_num_format("@"),
+            integer: Format::new().set_num_format("0"),
+            timestamp: Format::new().set_num_format("yyyy-mm-dd hh:mm:ss"),
             sheet_index: 0,
             rows_in_sheet: 0,
             rows: 0,
@@ -110,10 +142,16 @@ impl XlsxExport {
             // column's: the library looks a column format up by number, but
             // hashes a whole Format for every cell written with one.
             let format = match c.kind {
-                ColumnType::Cpf | ColumnType::Cnpj => Some(&self.text),
+                ColumnType::Cpf | ColumnType::Cnpj | ColumnType::Uuid => Some(&self.text),
                 ColumnType::Date => Some(&self.date),
                 ColumnType::Decimal => Some(&self.decimal),
-                ColumnType::Boolean | ColumnType::Text => None,
+                ColumnType::Integer => Some(&self.integer),
+                ColumnType::Timestamp => Some(&self.timestamp),
+                ColumnType::Boolean
+                | ColumnType::Text
+                | ColumnType::Float
+                | ColumnType::Enum
+                | ColumnType::Json => None,
             };
             if let Some(format) = format {
                 sheet.set_column_format(col, format)?;
@@ -144,10 +182,14 @@ impl XlsxExport {
                 ColumnType::Boolean => NUMBER_CELL_XML_BOUND,
                 ColumnType::Cpf | ColumnType::Cnpj => string_cell_xml_bound(v) + MASK_GROWTH,
                 // Written as a number when it parses, as text otherwise.
-                ColumnType::Date | ColumnType::Decimal => {
-                    string_cell_xml_bound(v).max(NUMBER_CELL_XML_BOUND)
+                ColumnType::Date
+                | ColumnType::Decimal
+                | ColumnType::Integer
+                | ColumnType::Float
+                | ColumnType::Timestamp => string_cell_xml_bound(v).max(NUMBER_CELL_XML_BOUND),
+                ColumnType::Text | ColumnType::Uuid | ColumnType::Enum | ColumnType::Json => {
+                    string_cell_xml_bound(v)
                 }
-                ColumnType::Text => string_cell_xml_bound(v),
             };
         }
         bytes
@@ -190,7 +232,23 @@ impl XlsxExport {
                     Ok(n) => sheet.write_number(row, c, n)?,
                     Err(_) => sheet.write_string(row, c, v.as_ref())?,
                 },
-                ColumnType::Text => sheet.write_string(row, c, v.as_ref())?,
+                ColumnType::Integer => match v.parse::<i64>() {
+                    Ok(n) if (-EXACT_IN_EXCEL..=EXACT_IN_EXCEL).contains(&n) => {
+                        sheet.write_number(row, c, n as f64)?
+                    }
+                    _ => sheet.write_string(row, c, v.as_ref())?,
+                },
+                ColumnType::Float => match v.parse::<f64>() {
+                    Ok(x) if x.is_finite() => sheet.write_number(row, c, x)?,
+                    _ => sheet.write_string(row, c, v.as_ref())?,
+                },
+                ColumnType::Timestamp => match pg_timestamp(v) {
+                    Some(t) => sheet.write_datetime(row, c, &t)?,
+                    None => sheet.write_string(row, c, v.as_ref())?,
+                },
+                ColumnType::Text | ColumnType::Uuid | ColumnType::Enum | ColumnType::Json => {
+                    sheet.write_string(row, c, v.as_ref())?
+                }
             };
         }
         self.rows_in_sheet += 1;
@@ -226,7 +284,7 @@ mod tests {
 
     use super::*;
     use crate::Datasets;
-    use crate::export::test_support::{row, up};
+    use crate::export::test_support::{TYPED_ROWS, row, typed, up};
 
     /// A dataset of `n` text columns `c01..`, keyed by the first.
     fn text_dataset(n: usize) -> Dataset {
@@ -384,6 +442,85 @@ mod tests {
             bound < 4 * actual,
             "{actual} bytes of XML, bounded by {bound}"
         );
+    }
+
+    #[test]
+    fn typed_columns_are_numbers_date_times_and_text() {
+        use calamine::{Data, Reader};
+
+        use crate::cells::{Cell, TimestampRule, parse_timestamp};
+        let dir = std::env::temp_dir();
+        let mut x = XlsxExport::new(&typed(), &dir, 1).unwrap();
+        for line in TYPED_ROWS {
+            x.write_row(&row(line)).unwrap();
+        }
+        let mut out = Vec::new();
+        x.finish(&mut out).unwrap();
+        let styles = {
+            let mut zip = zip::ZipArchive::new(std::io::Cursor::new(&out)).unwrap();
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut zip.by_name("xl/styles.xml").unwrap(), &mut text)
+                .unwrap();
+            text
+        };
+        assert!(
+            styles.contains(r#"formatCode="yyyy-mm-dd hh:mm:ss""#),
+            "{styles}"
+        );
+        let mut book =
+            calamine::open_workbook_from_rs::<calamine::Xlsx<_>, _>(std::io::Cursor::new(out))
+                .unwrap();
+        let range = book.worksheet_range("typed").unwrap();
+        let rows: Vec<&[Data]> = range.rows().collect();
+        // A date-time cell, read back by the import's rule.
+        let at = |cell: &Data| match cell {
+            Data::DateTime(d) => {
+                parse_timestamp(&Cell::DateSerial(d.as_f64()), TimestampRule::default())
+                    .map(|t| t.to_string())
+                    .ok()
+            }
+            _ => None,
+        };
+        let text = |s: &str| Data::String(s.into());
+        assert_eq!(rows[1][1], Data::Float(42.0));
+        assert_eq!(rows[1][2], Data::Float(-1.5));
+        assert_eq!(
+            at(&rows[1][3]).as_deref(),
+            Some("2026-01-02 03:04:05.500000+00:00")
+        );
+        assert_eq!(rows[1][4], text("0f8fad5b-d9cb-469f-a165-70867728950e"));
+        assert_eq!(rows[1][5], text("Em Trânsito"));
+        assert_eq!(rows[1][6], text("{\"a\": 1}"));
+        // Beyond Excel's 15 digits an integer is text, which reads back exactly;
+        // a timestamp keeps the wall-clock time Postgres printed.
+        assert_eq!(rows[2][1], text("9223372036854775807"));
+        assert_eq!(rows[2][2], Data::Float(1e20));
+        assert_eq!(
+            at(&rows[2][3]).as_deref(),
+            Some("2026-01-02 03:04:05+00:00")
+        );
+        assert_eq!(rows[2][6], text("[1]"));
+        // What a file never brings, written as Postgres printed it.
+        assert_eq!(rows[3][1], Data::Empty);
+        assert_eq!(rows[3][2], text("NaN"));
+        assert_eq!(rows[3][3], text("infinity"));
+    }
+
+    #[test]
+    fn postgres_timestamps_become_excel_date_times_to_the_millisecond() {
+        let serial = |s: &str| pg_timestamp(s).map(|d| d.to_excel());
+        let day = 46024.0; // 2026-01-02
+        assert_eq!(serial("2026-01-02 00:00:00+00"), Some(day));
+        assert_eq!(serial("2026-01-02 12:00:00"), Some(day + 0.5));
+        assert_eq!(serial("2026-01-02 12:00:00.0004-03"), Some(day + 0.5));
+        assert_eq!(
+            serial("2026-01-02 23:59:59.9996+05:30"),
+            Some(day + 1.0),
+            "rounded to the millisecond, into the next day"
+        );
+        assert_eq!(serial("1899-12-31 00:00:00+00"), None);
+        assert_eq!(serial("infinity"), None);
+        assert_eq!(serial("2026-01-02 03:04:05 BC"), None);
     }
 
     #[test]
