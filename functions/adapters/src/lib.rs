@@ -2,6 +2,7 @@
 //! and the shared wiring every function binary starts with.
 
 pub mod aws;
+pub mod catalog;
 pub mod config;
 pub mod imports;
 pub mod multipart;

@@ -57,6 +57,11 @@ enum Command {
         #[arg(long, env = "XLPORT_STALL_SECS", default_value_t = 120)]
         stall_secs: u64,
     },
+    /// Datasets and the tables they name.
+    Dataset {
+        #[command(subcommand)]
+        action: DatasetCommand,
+    },
     /// Store a key whose value you choose (idempotent); for the local stack.
     EnsureKey {
         #[arg(long)]
@@ -64,6 +69,29 @@ enum Command {
         #[arg(long, env = "XLPORT_ENSURE_KEY", hide_env_values = true)]
         key: String,
     },
+}
+
+#[derive(Subcommand)]
+enum DatasetCommand {
+    /// Print a dataset declaration for TABLE (`table` or `public.table`)
+    /// read from the Postgres catalog: review it, commit it under
+    /// `datasets/`, restart (docs/datasets.md).
+    Describe {
+        table: String,
+        /// The dataset's name (default: the table's).
+        #[arg(long)]
+        name: Option<String>,
+    },
+}
+
+/// The declaration of `table` from the catalog (see `xlport_core::describe`).
+async fn describe(config: &Config, table: &str, name: Option<&str>) -> anyhow::Result<String> {
+    let pool = postgres::connect(config).await?;
+    let shape = xlport_adapters::catalog::table_shape(&pool, table)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("no table `{table}` in the database"))?;
+    let name = name.unwrap_or_else(|| table.rsplit('.').next().unwrap_or(table));
+    Ok(xlport_core::describe::declaration(name, &shape)?)
 }
 
 /// The configuration with the database URL resolved (from Secrets Manager on AWS).
@@ -191,6 +219,11 @@ async fn main() -> anyhow::Result<()> {
             let started = std::time::Instant::now();
             let n = postgres::seed_user_purchase(&pool, rows, seed).await?;
             eprintln!("loaded {n} rows in {:.1}s", started.elapsed().as_secs_f64());
+        }
+        Command::Dataset {
+            action: DatasetCommand::Describe { table, name },
+        } => {
+            print!("{}", describe(&config, &table, name.as_deref()).await?);
         }
         Command::EnsureKey { name, key } => {
             if key.len() < 16 {

@@ -8,6 +8,7 @@ pub mod cells;
 mod copy_format;
 pub mod dataset;
 pub mod decode;
+pub mod describe;
 pub mod export;
 pub mod import;
 pub mod job;
