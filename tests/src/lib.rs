@@ -16,9 +16,9 @@ use sqlx::migrate::MigrateDatabase;
 use uuid::Uuid;
 use xlport_adapters::postgres::{self, PgStore};
 use xlport_adapters::{Config, Deps};
-use xlport_core::job::{Job, NewJob, keys};
+use xlport_core::JobState;
+use xlport_core::job::{Job, NewJob};
 use xlport_core::ports::JobStore;
-use xlport_core::{JobKind, JobState};
 
 /// The headers of `user_purchase`'s columns, as the spec and the export
 /// spell them.
@@ -334,23 +334,17 @@ pub async fn new_import_job(
 ) -> (Uuid, String) {
     let (owner, _) = deps.jobs.create_api_key("import test").await.unwrap();
     let id = Uuid::new_v4();
-    let key = keys::import(id, filename);
-    deps.jobs
-        .create_job(NewJob {
-            id,
-            owner,
-            kind: JobKind::Import,
-            dataset: dataset.into(),
-            state: JobState::AwaitingUpload,
-            format: None,
-            options,
-            filename: Some(filename.into()),
-            object_key: Some(key.clone()),
-            declared_size: Some(size as i64),
-            upload_id: None,
-        })
-        .await
-        .unwrap();
+    let new = NewJob::import(
+        id,
+        owner,
+        dataset,
+        filename,
+        Some(size as i64),
+        options,
+        None,
+    );
+    let key = new.object_key.clone().unwrap_or_default();
+    deps.jobs.create_job(new).await.unwrap();
     (id, key)
 }
 
@@ -359,19 +353,14 @@ pub async fn new_export_job_of(deps: &Deps, dataset: &str, format: &str, filter:
     let (owner, _) = deps.jobs.create_api_key("export test").await.unwrap();
     let id = Uuid::new_v4();
     deps.jobs
-        .create_job(NewJob {
+        .create_job(NewJob::export(
             id,
             owner,
-            kind: JobKind::Export,
-            dataset: dataset.into(),
-            state: JobState::Queued,
-            format: Some(format.into()),
-            options: json!({ "filter": filter }),
-            filename: Some(format!("test-export.{format}")),
-            object_key: None,
-            declared_size: None,
-            upload_id: None,
-        })
+            dataset,
+            format,
+            Some(format!("test-export.{format}")),
+            json!({ "filter": filter }),
+        ))
         .await
         .unwrap();
     id

@@ -6,11 +6,10 @@
 use aws_lambda_events::event::sqs::SqsEvent;
 use serde_json::{Value, json};
 use uuid::Uuid;
-use xlport_core::job::{Job, KeyId, NewJob, keys};
+use xlport_core::job::{Job, KeyId, NewJob};
 use xlport_core::message::object_created_notification;
 use xlport_core::ports::JobStore;
 use xlport_core::ports::memory::InMemory;
-use xlport_core::{JobKind, JobState};
 
 use crate::{Config, Deps};
 
@@ -38,21 +37,18 @@ pub async fn import_job(
     options: Value,
 ) -> (Uuid, String) {
     let id = Uuid::new_v4();
-    let key = keys::import(id, filename);
+    let new = NewJob::import(
+        id,
+        KeyId(Uuid::nil()),
+        dataset,
+        filename,
+        Some(size as i64),
+        options,
+        None,
+    );
+    let key = new.object_key.clone().unwrap_or_default();
     deps.jobs
-        .create_job(NewJob {
-            id,
-            owner: KeyId(Uuid::nil()),
-            kind: JobKind::Import,
-            dataset: dataset.into(),
-            state: JobState::AwaitingUpload,
-            format: None,
-            options,
-            filename: Some(filename.into()),
-            object_key: Some(key.clone()),
-            declared_size: Some(size as i64),
-            upload_id: None,
-        })
+        .create_job(new)
         .await
         .expect("the in-memory store is up");
     (id, key)
@@ -66,20 +62,9 @@ pub async fn export_job(
     options: Value,
 ) -> Uuid {
     let id = Uuid::new_v4();
+    let new = NewJob::export(id, KeyId(Uuid::nil()), dataset, format, None, options);
     deps.jobs
-        .create_job(NewJob {
-            id,
-            owner: KeyId(Uuid::nil()),
-            kind: JobKind::Export,
-            dataset: dataset.into(),
-            state: JobState::Queued,
-            format: Some(format.into()),
-            options,
-            filename: None,
-            object_key: None,
-            declared_size: None,
-            upload_id: None,
-        })
+        .create_job(new)
         .await
         .expect("the in-memory store is up");
     id

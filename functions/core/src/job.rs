@@ -259,6 +259,60 @@ pub struct NewJob {
     pub upload_id: Option<String>,
 }
 
+impl NewJob {
+    /// An import of `filename` into `dataset`, awaiting its upload at
+    /// [`keys::import`]`(id, filename)`, of `declared_size` bytes; `upload_id`
+    /// when the client uploads it in parts (S3 multipart upload).
+    pub fn import(
+        id: Uuid,
+        owner: KeyId,
+        dataset: &str,
+        filename: &str,
+        declared_size: Option<i64>,
+        options: serde_json::Value,
+        upload_id: Option<String>,
+    ) -> NewJob {
+        NewJob {
+            id,
+            owner,
+            kind: JobKind::Import,
+            dataset: dataset.to_string(),
+            state: JobState::AwaitingUpload,
+            format: None,
+            options,
+            filename: Some(filename.to_string()),
+            object_key: Some(keys::import(id, filename)),
+            declared_size,
+            upload_id,
+        }
+    }
+
+    /// An export of `dataset` in `format` (`xlsx`, `csv`), queued, downloaded
+    /// as `filename` (the worker names it after the dataset when `None`).
+    pub fn export(
+        id: Uuid,
+        owner: KeyId,
+        dataset: &str,
+        format: &str,
+        filename: Option<String>,
+        options: serde_json::Value,
+    ) -> NewJob {
+        NewJob {
+            id,
+            owner,
+            kind: JobKind::Export,
+            dataset: dataset.to_string(),
+            state: JobState::Queued,
+            format: Some(format.to_string()),
+            options,
+            filename,
+            object_key: None,
+            declared_size: None,
+            upload_id: None,
+        }
+    }
+}
+
 /// What happened when an uploaded object was matched to its job.
 #[derive(Debug, Clone)]
 pub enum UploadOutcome {

@@ -3,11 +3,11 @@
 
 use uuid::Uuid;
 use xlport_contract::{CsvOptions, ExportFormat, ExportOptions, ExportRequest, JobOptions, one_of};
+use xlport_core::JobKind;
 use xlport_core::export::{CsvDialect, parse_filter};
 use xlport_core::job::{Caller, NewJob};
 use xlport_core::message::ExportRequested;
 use xlport_core::ports::{JobQueue, JobStore, Ports};
-use xlport_core::{JobKind, JobState};
 
 use crate::{ApiError, ApiResult, App, json_response, parse_json, views};
 
@@ -58,19 +58,14 @@ impl<P: Ports> App<P> {
         );
         let job = self
             .jobs
-            .create_job(NewJob {
+            .create_job(NewJob::export(
                 id,
                 owner,
-                kind: JobKind::Export,
-                dataset: dataset.name.clone(),
-                state: JobState::Queued,
-                format: Some(format.extension().to_string()),
-                options: options.to_json(),
-                filename: Some(filename),
-                object_key: None,
-                declared_size: None,
-                upload_id: None,
-            })
+                &dataset.name,
+                format.extension(),
+                Some(filename),
+                options.to_json(),
+            ))
             .await
             .map_err(ApiError::job_store)?;
         let message = serde_json::to_string(&ExportRequested { job_id: id })

@@ -145,23 +145,19 @@ impl<P: Ports> App<P> {
         };
         let job = self
             .jobs
-            .create_job(NewJob {
+            .create_job(NewJob::import(
                 id,
                 owner,
-                kind: JobKind::Import,
-                dataset: body.dataset,
-                state: JobState::AwaitingUpload,
-                format: None,
-                options: JobOptions::from(ImportOptions {
+                &body.dataset,
+                &body.filename,
+                i64::try_from(body.size).ok(),
+                JobOptions::from(ImportOptions {
                     conflict_policy: policy,
                     dry_run: body.dry_run,
                 })
                 .to_json(),
-                filename: Some(body.filename),
-                object_key: Some(key),
-                declared_size: i64::try_from(body.size).ok(),
                 upload_id,
-            })
+            ))
             .await
             .map_err(ApiError::job_store)?;
         let job = views::job(&job, self, false).await?;
