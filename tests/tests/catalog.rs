@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use sqlx::postgres::PgPoolOptions;
 use xlport_core::Datasets;
-use xlport_core::describe::declaration;
+use xlport_core::describe::{declaration, mismatches};
 use xlport_tests::fresh_database;
 
 #[tokio::test]
@@ -85,6 +85,29 @@ async fn a_teams_own_table_is_described_as_a_dataset_that_loads() {
         (Some(12), Some(2))
     );
     assert_eq!(column("extra").pg_type.as_deref(), Some("jsonb"));
+
+    // `dataset check`: the declaration agrees with its table, and an edit
+    // the table does not back is named.
+    assert_eq!(mismatches(orders, &shape), Vec::<String>::new());
+    let edited = toml.replace(
+        "labels = [\"paid\", \"shipped\", \"cancelled\"]",
+        "labels = [\"paid\", \"refunded\"]",
+    );
+    let edited = Datasets::parse(&edited, "edited").unwrap();
+    assert_eq!(
+        mismatches(edited.get("orders").unwrap(), &shape),
+        ["column `status`: label \"refunded\" is not one of the type's (paid, shipped, cancelled)"]
+    );
+    // The shipped dataset agrees with its migration.
+    let user_purchase = xlport_adapters::catalog::table_shape(&pool, "user_purchase")
+        .await
+        .unwrap()
+        .expect("the migrations made it");
+    let builtin = Datasets::builtin().unwrap();
+    assert_eq!(
+        mismatches(builtin.get("user_purchase").unwrap(), &user_purchase),
+        Vec::<String>::new()
+    );
 
     assert!(
         xlport_adapters::catalog::table_shape(&pool, "no_such_table")

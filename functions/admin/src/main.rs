@@ -82,6 +82,10 @@ enum DatasetCommand {
         #[arg(long)]
         name: Option<String>,
     },
+    /// Check every dataset this deployment serves (XLPORT_DATASETS_FILE, or
+    /// the built-in ones) against its table; prints each mismatch and exits
+    /// non-zero when there is one.
+    Check,
 }
 
 /// The declaration of `table` from the catalog (see `xlport_core::describe`).
@@ -92,6 +96,28 @@ async fn describe(config: &Config, table: &str, name: Option<&str>) -> anyhow::R
         .ok_or_else(|| anyhow::anyhow!("no table `{table}` in the database"))?;
     let name = name.unwrap_or_else(|| table.rsplit('.').next().unwrap_or(table));
     Ok(xlport_core::describe::declaration(name, &shape)?)
+}
+
+/// Every mismatch between the served datasets and their tables, each line
+/// naming its dataset (see `xlport_core::describe::mismatches`).
+async fn check(config: &Config) -> anyhow::Result<Vec<String>> {
+    let datasets = xlport_core::Datasets::load(config.datasets_file.as_deref())?;
+    let pool = postgres::connect(config).await?;
+    let mut problems = Vec::new();
+    for dataset in datasets.iter() {
+        match xlport_adapters::catalog::table_shape(&pool, &dataset.table).await? {
+            None => problems.push(format!(
+                "dataset `{}`: no table `{}` in the database",
+                dataset.name, dataset.table
+            )),
+            Some(shape) => problems.extend(
+                xlport_core::describe::mismatches(dataset, &shape)
+                    .into_iter()
+                    .map(|p| format!("dataset `{}`: {p}", dataset.name)),
+            ),
+        }
+    }
+    Ok(problems)
 }
 
 /// The configuration with the database URL resolved (from Secrets Manager on AWS).
@@ -224,6 +250,21 @@ async fn main() -> anyhow::Result<()> {
             action: DatasetCommand::Describe { table, name },
         } => {
             print!("{}", describe(&config, &table, name.as_deref()).await?);
+        }
+        Command::Dataset {
+            action: DatasetCommand::Check,
+        } => {
+            let problems = check(&config).await?;
+            for p in &problems {
+                println!("{p}");
+            }
+            if !problems.is_empty() {
+                anyhow::bail!(
+                    "{} mismatch(es) between the datasets and their tables",
+                    problems.len()
+                );
+            }
+            eprintln!("every dataset matches its table");
         }
         Command::EnsureKey { name, key } => {
             if key.len() < 16 {

@@ -7,6 +7,8 @@
 
 use std::fmt::Write;
 
+use crate::{ColumnType, Dataset};
+
 /// A table as the catalog describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TableShape {
@@ -196,6 +198,107 @@ pub fn declaration(name: &str, table: &TableShape) -> Result<String, DescribeErr
     Ok(out)
 }
 
+/// The Postgres types a column of `kind` can be stored in (by `pg_type`
+/// name); `None` for an enum, checked by its labels instead.
+fn storable(kind: ColumnType) -> &'static [&'static str] {
+    match kind {
+        ColumnType::Cpf | ColumnType::Cnpj | ColumnType::Text => &["text", "varchar", "bpchar"],
+        ColumnType::Boolean => &["bool"],
+        ColumnType::Date => &["date"],
+        ColumnType::Decimal => &["numeric"],
+        ColumnType::Integer => &["int2", "int4", "int8", "numeric"],
+        ColumnType::Float => &["float4", "float8", "numeric"],
+        ColumnType::Timestamp => &["timestamp", "timestamptz"],
+        ColumnType::Uuid => &["uuid"],
+        ColumnType::Json => &["json", "jsonb"],
+        ColumnType::Enum => &["text", "varchar", "bpchar"],
+    }
+}
+
+/// Where `dataset` and its table disagree (docs/spec/datasets.md, "What a
+/// dataset is": the table, not the file, is the truth), one line each: a
+/// column the table lacks, a type that cannot hold the declared values, a
+/// NOT NULL column declared nullable, an enum label the type does not have,
+/// a key that is not the table's primary key. Empty when they agree.
+pub fn mismatches(dataset: &Dataset, table: &TableShape) -> Vec<String> {
+    let mut problems = Vec::new();
+    let find = |name: &str| table.columns.iter().find(|c| c.name == name);
+    for column in &dataset.columns {
+        let Some(found) = find(&column.name) else {
+            problems.push(format!(
+                "column `{}` is not in table {}",
+                column.name, table.table
+            ));
+            continue;
+        };
+        let fits = match &found.enum_labels {
+            Some(labels) => {
+                for label in column.labels.iter().filter(|l| !labels.contains(l)) {
+                    problems.push(format!(
+                        "column `{}`: label {label:?} is not one of the type's ({})",
+                        column.name,
+                        labels.join(", ")
+                    ));
+                }
+                matches!(column.kind, ColumnType::Enum | ColumnType::Text)
+            }
+            // Text goes in as COPY text, which every Postgres type reads
+            // (a value the type refuses is the database's to refuse).
+            None => {
+                column.kind == ColumnType::Text
+                    || storable(column.kind).contains(&found.base.as_str())
+            }
+        };
+        if !fits {
+            problems.push(format!(
+                "column `{}` is declared {} but the table holds {}",
+                column.name,
+                column.kind.as_str(),
+                found.formatted
+            ));
+        }
+        if column.nullable && found.not_null {
+            problems.push(format!(
+                "column `{}` is declared nullable but the table's is NOT NULL",
+                column.name
+            ));
+        }
+        if let (Some(limit), Some(declared)) = (found.max_length, column.max_length)
+            && declared > limit
+        {
+            problems.push(format!(
+                "column `{}`: max_length {declared} is over the table's {}",
+                column.name, found.formatted
+            ));
+        }
+    }
+    for (_, name, _) in dataset.validity_columns() {
+        match find(name) {
+            None => problems.push(format!(
+                "validity column `{name}` is not in table {}",
+                table.table
+            )),
+            Some(found) if found.base != "bool" => problems.push(format!(
+                "validity column `{name}` must be boolean, the table holds {}",
+                found.formatted
+            )),
+            Some(_) => {}
+        }
+    }
+    if table.primary_key != [dataset.key.clone()] {
+        problems.push(format!(
+            "key `{}` is not the table's primary key ({})",
+            dataset.key,
+            if table.primary_key.is_empty() {
+                "none".to_string()
+            } else {
+                table.primary_key.join(", ")
+            }
+        ));
+    }
+    problems
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -317,6 +420,78 @@ mod tests {
             declaration("o", &elsewhere).unwrap_err().0,
             "shop.orders is outside the public schema: tables of other schemas are not served yet"
         );
+    }
+
+    #[test]
+    fn a_dataset_that_agrees_with_its_table_has_no_mismatch_and_each_disagreement_is_named() {
+        let shape = orders();
+        let toml = declaration("orders", &shape).unwrap();
+        let datasets = Datasets::parse(&toml, "described").unwrap();
+        let orders = datasets.get("orders").unwrap();
+        assert_eq!(mismatches(orders, &shape), Vec::<String>::new());
+
+        let mut table = shape.clone();
+        table.columns.retain(|c| c.name != "due");
+        for c in table.columns.iter_mut() {
+            match c.name.as_str() {
+                "quantity" => c.base = "text".into(),
+                "email" => c.not_null = true,
+                "status" => c.enum_labels = Some(vec!["paid".into()]),
+                _ => {}
+            }
+        }
+        table.primary_key = vec!["reference".into()];
+        let mut problems = mismatches(orders, &table);
+        problems.sort();
+        assert_eq!(
+            problems,
+            [
+                "column `due` is not in table public.orders",
+                "column `email` is declared nullable but the table's is NOT NULL",
+                "column `quantity` is declared integer but the table holds int4",
+                "column `status`: label \"shipped \\\"fast\\\"\" is not one of the type's (paid)",
+                "key `id` is not the table's primary key (reference)",
+            ]
+        );
+    }
+
+    #[test]
+    fn user_purchase_agrees_with_its_migration() {
+        let up = Datasets::builtin()
+            .unwrap()
+            .get("user_purchase")
+            .unwrap()
+            .clone();
+        let text = |name: &str, not_null: bool| CatalogColumn {
+            not_null,
+            ..column(name, "text")
+        };
+        let bool_ = |name: &str, not_null: bool| CatalogColumn {
+            not_null,
+            ..column(name, "bool")
+        };
+        let numeric = |name: &str| CatalogColumn {
+            numeric: Some((14, 2)),
+            ..column(name, "numeric")
+        };
+        let table = TableShape {
+            table: "public.user_purchase".into(),
+            primary_key: vec!["cpf".into()],
+            columns: vec![
+                text("cpf", true),
+                bool_("private", true),
+                bool_("incompleto", true),
+                column("data_ultima_compra", "date"),
+                numeric("ticket_medio"),
+                numeric("ticket_ultima_compra"),
+                text("loja_mais_frequente", false),
+                text("loja_ultima_compra", false),
+                bool_("cpf_valido", true),
+                bool_("loja_mais_frequente_valida", false),
+                bool_("loja_ultima_compra_valida", false),
+            ],
+        };
+        assert_eq!(mismatches(&up, &table), Vec::<String>::new());
     }
 
     #[test]
